@@ -7,7 +7,7 @@ process (which must never load TensorFlow) and the worker can share it cheaply.
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -95,7 +95,7 @@ class OneCycleSpec(_SpecBase, _Dropout):
 
 
 RunSpec = Annotated[
-    Union[BaselineSpec, BatchNormSpec, SeluSpec, AlphaDropoutSpec, OneCycleSpec],
+    BaselineSpec | BatchNormSpec | SeluSpec | AlphaDropoutSpec | OneCycleSpec,
     Field(discriminator="variant"),
 ]
 RUN_SPEC_ADAPTER: TypeAdapter[RunSpec] = TypeAdapter(RunSpec)
@@ -133,12 +133,12 @@ class LrFinderSpec(BaseModel):
     )
 
 
-class RunKind(str, enum.Enum):
+class RunKind(enum.StrEnum):
     train = "train"
     lr_finder = "lr_finder"
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -258,3 +258,8 @@ RUN_INDEX_KEY = f"{KEY_PREFIX}:runs"
 EVENTS_KEY = f"{KEY_PREFIX}:events"
 EVENTS_MAXLEN = 100_000
 WORKERS_KEY = f"{KEY_PREFIX}:workers"
+
+
+def gpu_slot_key(node: str, gpu_index: int) -> str:
+    """Claim of one GPU of one host by the worker that trains on it."""
+    return f"{KEY_PREFIX}:gpu-slot:{node}:{gpu_index}"

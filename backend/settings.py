@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from functools import lru_cache
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CURVELAB_", extra="ignore")
+    # An empty variable (as docker compose writes for an unset optional one) means "not set".
+    model_config = SettingsConfigDict(env_prefix="CURVELAB_", extra="ignore", env_ignore_empty=True)
 
     redis_url: str | None = Field(
         None, description="Redis or Valkey URL; unset, `make run` starts an embedded Valkey."
@@ -28,6 +30,10 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins.")
     heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews its lease.")
+    node_name: str = Field(
+        default_factory=socket.gethostname,
+        description="Names the machine whose GPUs workers share; one per GPU host.",
+    )
     worker_lost_after_seconds: float = Field(
         60.0, gt=0, description="A run whose worker is silent this long goes back to the queue."
     )

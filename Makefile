@@ -28,5 +28,10 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
+# Trains the five variants on real CIFAR-10 through the service; hours on a CPU.
+results: $(STAMP)
+	CURVELAB_CIFAR10_PATH=$${CURVELAB_CIFAR10_PATH:-$(CURDIR)/../shared/datasets/cifar10-jpeg.tar.gz} \
+	$(BIN)/python -m scripts.results
+
 clean:
 	rm -rf $(VENV) var

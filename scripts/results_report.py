@@ -1,0 +1,177 @@
+"""Turns finished runs into docs/results.md: a table, and the exercise's answers drawn from it.
+
+Every sentence of the answers is computed from the measured numbers, so a rerun
+that measures something else says something else.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from backend.contract import EpochMetrics, RunSummary
+
+TITLES = {
+    "baseline": "baseline (He + ELU)",
+    "batchnorm": "BatchNorm",
+    "selu": "SELU",
+    "alpha_dropout": "alpha dropout",
+    "onecycle": "1cycle",
+}
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    variant: str
+    run_id: str
+    status: str
+    device: str
+    summary: RunSummary | None
+    epochs: list[EpochMetrics]
+
+    def seconds_to_epoch(self, epoch: int) -> float:
+        return next(e.elapsed_seconds for e in self.epochs if e.epoch == epoch)
+
+    def seconds_to_reach(self, val_accuracy: float) -> float | None:
+        """Wall-clock seconds until the validation accuracy first reached the given value."""
+        for metrics in self.epochs:
+            if metrics.val_accuracy >= val_accuracy:
+                return metrics.elapsed_seconds
+        return None
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def results_table(runs: list[FinishedRun]) -> list[str]:
+    lines = [
+        "| variant | status | best val acc (epoch) | test acc | s/epoch | time to best | "
+        "MC acc (det.) | ECE MC (det.) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        summary = run.summary
+        if summary is None:
+            lines.append(f"| {TITLES[run.variant]} | {run.status} | – | – | – | – | – | – |")
+            continue
+        mc = summary.mc_dropout
+        mc_cells = (
+            f"{_percent(mc.monte_carlo.accuracy)} ({_percent(mc.deterministic.accuracy)}) | "
+            f"{mc.monte_carlo.expected_calibration_error:.3f} "
+            f"({mc.deterministic.expected_calibration_error:.3f})"
+            if mc
+            else "– | –"
+        )
+        lines.append(
+            f"| {TITLES[run.variant]} | {run.status} | {_percent(summary.best_val_accuracy)} "
+            f"({summary.best_epoch}) | {_percent(summary.test_accuracy)} | "
+            f"{summary.median_epoch_seconds:.1f} | "
+            f"{run.seconds_to_epoch(summary.best_epoch):.0f} s | "
+            f"{mc_cells} |"
+        )
+    return lines
+
+
+def batchnorm_answers(baseline: FinishedRun, batchnorm: FinishedRun) -> list[str]:
+    base, bn = baseline.summary, batchnorm.summary
+    if base is None or bn is None:
+        return ["- BatchNorm: not answered, one of the two runs did not finish."]
+    target = base.best_val_accuracy
+    bn_time = batchnorm.seconds_to_reach(target)
+    base_time = baseline.seconds_to_epoch(base.best_epoch)
+    faster = (
+        f"BatchNorm reached the baseline's best validation accuracy ({_percent(target)}) after "
+        f"{bn_time:.0f} s against the baseline's {base_time:.0f} s"
+        if bn_time is not None
+        else f"BatchNorm never reached the baseline's best validation accuracy ({_percent(target)})"
+    )
+    better = "a better" if bn.best_val_accuracy > base.best_val_accuracy else "no better"
+    cost = bn.median_epoch_seconds / base.median_epoch_seconds
+    return [
+        f"- Does BatchNorm converge faster? {faster}; its best epoch was {bn.best_epoch} against "
+        f"{base.best_epoch}.",
+        f"- Does it give a better model? It gives {better} model: "
+        f"{_percent(bn.best_val_accuracy)} against {_percent(base.best_val_accuracy)} best "
+        f"validation accuracy, {_percent(bn.test_accuracy)} against "
+        f"{_percent(base.test_accuracy)} on the test set.",
+        f"- What does it cost in speed? An epoch takes {cost:.2f}× the baseline's "
+        f"({bn.median_epoch_seconds:.1f} s against {base.median_epoch_seconds:.1f} s).",
+    ]
+
+
+def _layer_drift(epochs: list[EpochMetrics]) -> tuple[float, float, float] | None:
+    """Largest |mean| and the spread of the standard deviations across layers, last epoch."""
+    if not epochs or not epochs[-1].activation_stds:
+        return None
+    last = epochs[-1]
+    return (
+        max(abs(mean) for mean in last.activation_means),
+        min(last.activation_stds),
+        max(last.activation_stds),
+    )
+
+
+def selu_answer(selu: FinishedRun, baseline: FinishedRun) -> list[str]:
+    selu_drift, base_drift = _layer_drift(selu.epochs), _layer_drift(baseline.epochs)
+    if selu_drift is None or base_drift is None:
+        return ["- SELU: not answered, activation statistics are missing."]
+    largest_mean, low_std, high_std = selu_drift
+    keeps = largest_mean < 0.5 and 0.5 < low_std and high_std < 2.0
+    verdict = "Yes" if keeps else "Not fully"
+    return [
+        f"- Does SELU self-normalize? {verdict}: in its last epoch every hidden layer's "
+        f"activation mean stayed within ±{largest_mean:.2f} and the standard deviations within "
+        f"{low_std:.2f}–{high_std:.2f}; the ELU baseline's ranged ±{base_drift[0]:.2f} and "
+        f"{base_drift[1]:.2f}–{base_drift[2]:.2f}."
+    ]
+
+
+def mc_dropout_answer(run: FinishedRun) -> list[str]:
+    if run.summary is None or run.summary.mc_dropout is None:
+        return [f"- MC Dropout ({TITLES[run.variant]}): not answered, no report."]
+    mc = run.summary.mc_dropout
+    gain = mc.monte_carlo.accuracy - mc.deterministic.accuracy
+    calibration = (
+        mc.deterministic.expected_calibration_error - mc.monte_carlo.expected_calibration_error
+    )
+    return [
+        f"- Does MC Dropout help ({TITLES[run.variant]}, {mc.samples} samples)? Accuracy "
+        f"{'+' if gain >= 0 else ''}{100 * gain:.2f} points ({_percent(mc.deterministic.accuracy)} "
+        f"→ {_percent(mc.monte_carlo.accuracy)}); expected calibration error "
+        f"{mc.deterministic.expected_calibration_error:.3f} → "
+        f"{mc.monte_carlo.expected_calibration_error:.3f} "
+        f"({'better' if calibration > 0 else 'not better'} calibrated)."
+    ]
+
+
+def render_markdown(runs: list[FinishedRun], dataset_note: str) -> str:
+    by_variant = {run.variant: run for run in runs}
+    seconds = [run.summary.total_seconds for run in runs if run.summary]
+    lines = [
+        "# Results on CIFAR-10",
+        "",
+        "Each variant trained once with its defaults through the running service "
+        f"({dataset_note}). "
+        f"Devices: {', '.join(sorted({run.device for run in runs}))}. Total training time "
+        f"{sum(seconds) / 60:.0f} min; median run {statistics.median(seconds) / 60:.1f} min."
+        if seconds
+        else "No run finished.",
+        "",
+        *results_table(runs),
+        "",
+        "![validation accuracy overlay](results-overlay.png)",
+        "",
+        "![MC Dropout confidence](results-mc-dropout.png)",
+        "",
+        "## The exercise's questions",
+        "",
+    ]
+    if {"baseline", "batchnorm"} <= by_variant.keys():
+        lines += batchnorm_answers(by_variant["baseline"], by_variant["batchnorm"])
+    if {"selu", "baseline"} <= by_variant.keys():
+        lines += selu_answer(by_variant["selu"], by_variant["baseline"])
+    for variant in ("alpha_dropout", "onecycle"):
+        if variant in by_variant:
+            lines += mc_dropout_answer(by_variant[variant])
+    return "\n".join(lines) + "\n"

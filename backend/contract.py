@@ -19,8 +19,9 @@ DatasetName = Literal["cifar10", "synthetic"]
 VARIANT_NAMES: tuple[str, ...] = ("baseline", "batchnorm", "selu", "alpha_dropout", "onecycle")
 DROPOUT_VARIANTS: frozenset[str] = frozenset({"alpha_dropout", "onecycle"})
 
-# Finite numbers only: a NaN or infinite learning rate must be refused at the door.
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+# Finite numbers of the declared type only: a NaN learning rate, or `true` read as one epoch,
+# must be refused at the door rather than coerced.
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class _SpecBase(BaseModel):
@@ -225,14 +226,19 @@ class RunSummary(BaseModel):
     median_epoch_seconds: float
     model_path: str = Field(description="The best model's .keras file, relative to the var dir.")
     mc_dropout: McDropoutReport | None = None
+    cancelled: bool = Field(
+        False, description="True when a cancel stopped the run; the model is the best so far."
+    )
 
 
 class LrFinderResult(BaseModel):
     learning_rates: list[float]
-    losses: list[float]
+    losses: list[float] = Field(description="Smoothed loss per batch, one per learning rate.")
+    raw_losses: list[float] = Field(default_factory=list, description="Unsmoothed batch losses.")
     suggested_learning_rate: float
     diverged: bool
     steps: int
+    cancelled: bool = False
 
 
 # Every Redis key of the project is built here and nowhere else.

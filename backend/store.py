@@ -1,0 +1,307 @@
+"""RunStore: every Redis read and write of run state, shared by the API and the worker.
+
+Each state change happens in one MULTI/EXEC together with the event that
+announces it, so a reader of the event stream never sees a change the hash
+does not hold, and the hash never holds a change nobody was told about.
+Transitions that depend on the current status WATCH the run hash and retry,
+so a cancel racing a worker's start, finish or an epoch end cannot half-apply.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import cast
+
+import redis
+from redis.client import PubSub
+
+from backend.contract import (
+    RUN_INDEX_KEY,
+    BatchProgress,
+    EpochMetrics,
+    LrFinderResult,
+    LrFinderSpec,
+    RunKind,
+    RunSpec,
+    RunStatus,
+    RunSummary,
+    parse_run_spec,
+    run_cancel_channel,
+    run_key,
+    run_metrics_key,
+)
+from backend.run_transactions import (
+    RunNotFoundError,
+    RunStateError,
+    add_event,
+    epoch_fields,
+    hash_mapping,
+    run_not_found,
+    text_hash,
+    update_run,
+)
+from backend.settings import Settings
+from backend.views import RunView, run_view_from_hash
+from backend.worker_registry import WorkerRegistry
+
+__all__ = ["RunNotFoundError", "RunStateError", "RunStore"]
+
+AnySpec = RunSpec | LrFinderSpec
+
+
+class RunStore:
+    """Reads and writes runs, their metrics and the global event stream."""
+
+    def __init__(self, client: redis.Redis, var_dir: Path) -> None:
+        self._redis = client
+        self._var_dir = var_dir
+        self.workers = WorkerRegistry(client)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunStore:
+        client = redis.Redis.from_url(
+            settings.effective_redis_url, decode_responses=True, health_check_interval=30
+        )
+        return cls(client, settings.var_dir)
+
+    @property
+    def redis(self) -> redis.Redis:
+        return self._redis
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def ping(self) -> bool:
+        return bool(self._redis.ping())
+
+    # Creating and reading runs.
+
+    def create_run(self, spec: AnySpec, kind: RunKind = RunKind.train) -> RunView:
+        """Stores a new queued run and announces it; the caller then queues the task."""
+        run_id = secrets.token_hex(8)
+        # A range test sweeps at most one epoch.
+        max_epochs = 1 if isinstance(spec, LrFinderSpec) else spec.max_epochs
+        fields = {
+            "name": spec.name,
+            "variant": spec.variant,
+            "kind": kind.value,
+            "status": RunStatus.queued.value,
+            "spec": spec.model_dump_json(),
+            "created_at": repr(time.time()),
+            "max_epochs": str(max_epochs),
+            "epochs_done": "0",
+            "cancel_requested": "0",
+        }
+        view = run_view_from_hash(run_id, fields)
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(run_key(run_id), mapping=hash_mapping(fields))
+            pipe.zadd(RUN_INDEX_KEY, {run_id: view.created_at})
+            add_event(pipe, "run", view.model_dump_json())
+            pipe.execute()
+        return view
+
+    def get_run(self, run_id: str) -> RunView | None:
+        fields = text_hash(self._redis.hgetall(run_key(run_id)))
+        return run_view_from_hash(run_id, fields) if fields else None
+
+    def require_run(self, run_id: str) -> RunView:
+        view = self.get_run(run_id)
+        if view is None:
+            raise run_not_found(run_id)
+        return view
+
+    def list_runs(self, limit: int | None = None) -> list[RunView]:
+        """Runs newest first; a run deleted while listing is left out."""
+        stop = -1 if limit is None else max(limit, 1) - 1
+        run_ids = cast(list[str], self._redis.zrevrange(RUN_INDEX_KEY, 0, stop))
+        with self._redis.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.hgetall(run_key(run_id))
+            hashes: list[dict[str, str]] = pipe.execute()
+        return [
+            run_view_from_hash(run_id, fields)
+            for run_id, fields in zip(run_ids, hashes, strict=True)
+            if fields
+        ]
+
+    def count_runs(self) -> int:
+        return int(self._redis.zcard(RUN_INDEX_KEY))
+
+    def load_spec(self, run_id: str) -> tuple[RunKind, AnySpec] | None:
+        """The kind and validated spec of a stored run, or None once it is deleted."""
+        kind_text, spec_text = cast(
+            list[str | None], self._redis.hmget(run_key(run_id), ["kind", "spec"])
+        )
+        if kind_text is None or spec_text is None:
+            return None
+        kind = RunKind(kind_text)
+        data = json.loads(spec_text)
+        if kind is RunKind.lr_finder:
+            return kind, LrFinderSpec.model_validate(data)
+        return kind, parse_run_spec(data)
+
+    def metrics_json(self, run_id: str) -> list[str] | None:
+        """Each finished epoch's EpochMetrics as stored JSON in epoch order; None if no such run."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(run_key(run_id))
+            pipe.xrange(run_metrics_key(run_id))
+            exists, entries = pipe.execute()
+        if not exists:
+            return None
+        return [fields["data"] for _entry_id, fields in entries]
+
+    def get_metrics(self, run_id: str) -> list[EpochMetrics]:
+        """The run's finished epochs in order; empty for an unknown run."""
+        stored = self.metrics_json(run_id) or []
+        return [EpochMetrics.model_validate_json(data) for data in stored]
+
+    # What the worker reports.
+
+    def mark_running(self, run_id: str, worker: str, device: str) -> RunView | None:
+        """Moves a queued run to running; None when it was cancelled or deleted meanwhile."""
+
+        def decide(current: dict[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+            if current.get("status") != RunStatus.queued.value:
+                raise RunStateError(f"Run {run_id} is {current.get('status')}, not queued.")
+            started = {"status": RunStatus.running.value, "started_at": repr(time.time())}
+            return {**started, "worker": worker, "device": device}, ()
+
+        try:
+            return update_run(self._redis, run_id, decide)
+        except (RunNotFoundError, RunStateError):
+            return None
+
+    def record_epoch(self, run_id: str, metrics: EpochMetrics) -> bool:
+        """Appends one finished epoch; an epoch already stored is ignored (returns False)."""
+        key, metrics_key = run_key(run_id), run_metrics_key(run_id)
+        names = ("epochs_done", "best_val_loss", "epoch_seconds")
+        metrics_json = metrics.model_dump_json()
+        payload = f'{{"run_id":{json.dumps(run_id)},"metrics":{metrics_json}}}'
+        with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    current = dict(zip(names, pipe.hmget(key, names), strict=True))
+                    if metrics.epoch <= int(current["epochs_done"] or 0):
+                        pipe.unwatch()
+                        return False
+                    pipe.multi()
+                    pipe.hset(key, mapping=hash_mapping(epoch_fields(metrics, current)))
+                    # The epoch number is the entry id, so the stream cannot hold an epoch twice.
+                    pipe.xadd(metrics_key, {"data": metrics_json}, id=f"{metrics.epoch}-1")
+                    add_event(pipe, "epoch", payload)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
+
+    def record_progress(self, run_id: str, progress: BatchProgress) -> None:
+        data = progress.model_dump_json()
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(run_key(run_id), "progress", data)
+            add_event(pipe, "progress", f'{{"run_id":{json.dumps(run_id)},"progress":{data}}}')
+            pipe.execute()
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        summary: RunSummary | None = None,
+        lr_finder: LrFinderResult | None = None,
+        error: str | None = None,
+    ) -> RunView | None:
+        """Records the end of a run; None if it was already finished or deleted."""
+        if not status.finished:
+            raise ValueError(f"finish_run needs a finished status, not {status.value}.")
+        changes = {"status": status.value, "finished_at": repr(time.time())}
+        if summary is not None:
+            changes["summary"] = summary.model_dump_json()
+        # A run cancelled in its first epoch has no best epoch (0); keep the live figures then.
+        if summary is not None and summary.best_epoch >= 1:
+            changes["best_epoch"] = str(summary.best_epoch)
+            changes["best_val_accuracy"] = repr(summary.best_val_accuracy)
+        if lr_finder is not None:
+            changes["lr_finder"] = lr_finder.model_dump_json()
+        if error is not None:
+            changes["error"] = error
+
+        def decide(current: dict[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+            if RunStatus(current["status"]).finished:
+                raise RunStateError(f"Run {run_id} has already finished.")
+            return changes, ("progress",)
+
+        try:
+            return update_run(self._redis, run_id, decide)
+        except (RunNotFoundError, RunStateError):
+            return None
+
+    # What users ask for.
+
+    def request_cancel(self, run_id: str) -> RunView:
+        """Cancels a queued run at once; asks a running one to stop after its current batch."""
+
+        def decide(current: dict[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+            status = RunStatus(current["status"])
+            if status.finished:
+                raise RunStateError(
+                    f"Run {run_id} has already finished ({status.value}); there is nothing to "
+                    "cancel."
+                )
+            if status is RunStatus.queued:
+                cancelled = {"status": RunStatus.cancelled.value, "finished_at": repr(time.time())}
+                return {**cancelled, "cancel_requested": "1"}, ()
+            return {"cancel_requested": "1"}, ()
+
+        wake_worker = (run_cancel_channel(run_id), "cancel")
+        return update_run(self._redis, run_id, decide, publish=wake_worker)
+
+    def is_cancel_requested(self, run_id: str) -> bool:
+        return self._redis.hget(run_key(run_id), "cancel_requested") == "1"
+
+    def cancel_subscription(self, run_id: str) -> PubSub:
+        """A pub/sub connection that hears the run's cancel request the moment it is made."""
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(run_cancel_channel(run_id))
+        return pubsub
+
+    def delete_run(self, run_id: str) -> None:
+        """Removes a run that is not running: its hash, metrics, index entry and model file."""
+        removed: dict[str, str] = {}
+        key = run_key(run_id)
+        with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    current = text_hash(pipe.hgetall(key))
+                    if not current:
+                        pipe.unwatch()
+                        raise run_not_found(run_id)
+                    if current["status"] == RunStatus.running.value:
+                        pipe.unwatch()
+                        raise RunStateError(
+                            f"Run {run_id} is running; cancel it and delete it once it has stopped."
+                        )
+                    pipe.multi()
+                    pipe.delete(key, run_metrics_key(run_id))
+                    pipe.zrem(RUN_INDEX_KEY, run_id)
+                    add_event(pipe, "deleted", json.dumps({"run_id": run_id}))
+                    pipe.execute()
+                    removed = current
+                    break
+                except redis.WatchError:
+                    continue
+        if removed.get("summary"):
+            self._remove_model_file(json.loads(removed["summary"]).get("model_path", ""))
+
+    def _remove_model_file(self, relative_path: str) -> None:
+        if not relative_path:
+            return
+        var_dir = self._var_dir.resolve()
+        model_path = (var_dir / relative_path).resolve()
+        # A tampered summary must not make a delete reach outside the var dir.
+        if model_path.is_relative_to(var_dir) and model_path.is_file():
+            model_path.unlink()

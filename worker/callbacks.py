@@ -1,0 +1,213 @@
+"""Keras callbacks of a training run: cancel and progress, best weights, epoch metrics, 1cycle."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+
+from backend.contract import BatchProgress, EpochMetrics
+from worker.reporting import TrainingReporter
+from worker.variants import hidden_activation_outputs
+
+Clock = Callable[[], float]
+
+# The reporter contract allows at most two progress messages a second.
+PROGRESS_INTERVAL_SECONDS = 0.5
+
+
+class CancelAndProgress(keras.callbacks.Callback):
+    """Asks the reporter before every batch whether to stop, and reports progress, throttled.
+
+    The check sits in ``on_train_batch_begin`` on purpose: a callback that overrides a
+    batch-end hook makes Keras convert every batch's logs to Python floats synchronously,
+    stalling the pipeline. Keras checks ``stop_training`` after every batch, so a cancel seen
+    before batch k stops the run once batch k is done: within one batch. Keras still validates
+    and closes the interrupted epoch; the other callbacks read ``cancelled`` to ignore it.
+    """
+
+    def __init__(
+        self,
+        reporter: TrainingReporter,
+        batches_per_epoch: int,
+        clock: Clock = time.monotonic,
+        interval_seconds: float = PROGRESS_INTERVAL_SECONDS,
+    ) -> None:
+        super().__init__()
+        self.reporter = reporter
+        self.batches_per_epoch = batches_per_epoch
+        self.clock = clock
+        self.interval_seconds = interval_seconds
+        self.cancelled = False
+        self.batches_started = 0
+        self._epoch = 1
+        self._last_report = -math.inf
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch + 1
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.batches_started += 1
+        if not self.cancelled and self.reporter.cancel_requested():
+            self.cancelled = True
+            self.model.stop_training = True
+        now = self.clock()
+        if batch > 0 and now - self._last_report >= self.interval_seconds:
+            self._last_report = now
+            self.reporter.on_progress(
+                BatchProgress(
+                    epoch=self._epoch, batches_done=batch, batches_total=self.batches_per_epoch
+                )
+            )
+
+
+class BestWeightsKeeper(keras.callbacks.Callback):
+    """Early stopping on val_loss that always ends with the best epoch's weights in the model.
+
+    Keras's EarlyStopping restores the best weights only when it stops the run itself; this
+    keeper also restores them when the run ends at max_epochs or is cancelled.
+    ``patience=None`` keeps the best weights without ever stopping (the 1cycle variant).
+    """
+
+    def __init__(self, patience: int | None, cancel: CancelAndProgress | None = None) -> None:
+        super().__init__()
+        if patience is not None and patience < 1:
+            raise ValueError(f"Patience must be at least 1 epoch; got {patience}.")
+        self.patience = patience
+        self.cancel = cancel
+        self.best_epoch = 0
+        self.best_val_loss = math.inf
+        self.best_val_accuracy = math.nan
+        self.best_weights: list[np.ndarray] | None = None
+        self.stopped_early = False
+        self._epochs_without_improvement = 0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.cancel is not None and self.cancel.cancelled:
+            return
+        logs = logs or {}
+        val_loss = float(logs["val_loss"])
+        # A NaN loss never compares as an improvement, so a diverged run runs out of patience.
+        if val_loss < self.best_val_loss:
+            self.best_epoch = epoch + 1
+            self.best_val_loss = val_loss
+            self.best_val_accuracy = float(logs.get("val_accuracy", math.nan))
+            self.best_weights = self.model.get_weights()
+            self._epochs_without_improvement = 0
+            return
+        self._epochs_without_improvement += 1
+        if self.patience is not None and self._epochs_without_improvement >= self.patience:
+            self.stopped_early = True
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class EpochReporter(keras.callbacks.Callback):
+    """Sends one EpochMetrics per finished epoch, with the hidden activations' statistics.
+
+    The statistics come from a probe model that shares the network's layers and returns every
+    hidden activation; it is built once and run on the same validation images every epoch, so
+    the numbers are comparable from epoch to epoch and cost one small forward pass.
+    """
+
+    def __init__(
+        self,
+        reporter: TrainingReporter,
+        probe_images: np.ndarray,
+        cancel: CancelAndProgress | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.reporter = reporter
+        self.probe_images = probe_images
+        self.cancel = cancel
+        self.clock = clock
+        self.history: list[EpochMetrics] = []
+        self._probe: keras.Model | None = None
+        self._train_start = 0.0
+        self._epoch_start = 0.0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._train_start = self.clock()
+        hidden_outputs = hidden_activation_outputs(self.model)
+        if hidden_outputs:
+            self._probe = keras.Model(self.model.inputs[0], hidden_outputs)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch_start = self.clock()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.cancel is not None and self.cancel.cancelled:
+            return
+        logs = logs or {}
+        means, stds = self.activation_statistics()
+        now = self.clock()
+        metrics = EpochMetrics(
+            epoch=epoch + 1,
+            loss=float(logs["loss"]),
+            accuracy=float(logs["accuracy"]),
+            val_loss=float(logs["val_loss"]),
+            val_accuracy=float(logs["val_accuracy"]),
+            learning_rate=current_learning_rate(self.model),
+            epoch_seconds=now - self._epoch_start,
+            elapsed_seconds=now - self._train_start,
+            activation_means=means,
+            activation_stds=stds,
+        )
+        self.history.append(metrics)
+        self.reporter.on_epoch(metrics)
+
+    def activation_statistics(self) -> tuple[list[float], list[float]]:
+        """Mean and standard deviation of each hidden layer's activation on the probe images."""
+        if self._probe is None:
+            return [], []
+        activations = self._probe(self.probe_images, training=False)
+        if not isinstance(activations, (list, tuple)):
+            activations = [activations]
+        means = [float(keras.ops.mean(layer_output)) for layer_output in activations]
+        stds = [float(keras.ops.std(layer_output)) for layer_output in activations]
+        return means, stds
+
+
+def current_learning_rate(model: keras.Model) -> float:
+    return float(model.optimizer.learning_rate.numpy())
+
+
+def one_cycle_learning_rate(step: int, total_steps: int, peak: float) -> float:
+    """The 1cycle rate at a batch index: up from peak/10 to peak over the first 45% of the
+    steps, back down to peak/10 over the next 45%, then annealed to peak/1000 at the last step."""
+    if total_steps < 1:
+        raise ValueError(f"A 1cycle schedule needs at least one step; got {total_steps}.")
+    start, final = peak / 10, peak / 1000
+    last = max(total_steps - 1, 1)
+    position = min(max(step, 0), last) / last
+    rise_end, fall_end = 0.45, 0.90
+    if position <= rise_end:
+        return start + (peak - start) * position / rise_end
+    if position <= fall_end:
+        return peak + (start - peak) * (position - rise_end) / (fall_end - rise_end)
+    return start + (final - start) * (position - fall_end) / (1.0 - fall_end)
+
+
+class OneCycleScheduler(keras.callbacks.Callback):
+    """Sets the optimizer's learning rate before every batch from the 1cycle schedule."""
+
+    def __init__(self, total_steps: int, peak_learning_rate: float) -> None:
+        super().__init__()
+        if total_steps < 1:
+            raise ValueError(f"A 1cycle schedule needs at least one step; got {total_steps}.")
+        self.total_steps = total_steps
+        self.peak_learning_rate = peak_learning_rate
+        self.step = 0
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        rate = one_cycle_learning_rate(self.step, self.total_steps, self.peak_learning_rate)
+        self.model.optimizer.learning_rate.assign(rate)
+        self.step += 1

@@ -17,11 +17,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from backend.access import announce_access, check_bind_address, install_access
 from backend.body_limit import BodySizeLimit
 from backend.event_hub import EventHub
 from backend.event_log import EventLog
 from backend.queue import TaskQueue
-from backend.routes import events, frontend, meta, runs
+from backend.routes import events, frontend, meta, runs, session
 from backend.run_reader import RunReader
 from backend.settings import Settings, get_settings
 from backend.store import RunNotFoundError, RunStateError, RunStore
@@ -31,8 +32,13 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The application, wired to the Redis and broker that settings name."""
+    """The application, wired to the Redis and broker that settings name.
+
+    Raises ValueError, before anything starts, when no API token is set and settings.host
+    is not a loopback address: the run data would be open to the network.
+    """
     settings = settings or get_settings()
+    check_bind_address(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.event_log = EventLog(async_client)
         app.state.event_hub = EventHub(app.state.event_log)
         app.state.reader = RunReader(async_client)
+        announce_access(settings)
         try:
             yield
         finally:
@@ -61,8 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = RunStore.from_settings(settings)
     app.state.task_queue = TaskQueue(settings.effective_redis_url)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    install_access(app, settings)
     _add_error_handlers(app)
-    for module in (meta, runs, events, frontend):
+    for module in (meta, session, runs, events, frontend):
         app.include_router(module.router)
     frontend.mount_static(app)
     return app

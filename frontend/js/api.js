@@ -1,5 +1,23 @@
 // The REST client: one function per endpoint, every failure turned into an ApiError whose
-// message is a sentence the page can show as it is.
+// message is a sentence the page can show as it is. When the server wants its API token, the
+// token the user gave (kept for this tab only) goes along as a bearer header.
+
+const TOKEN_KEY = "curvelab.apiToken";
+let onUnauthorized = null;
+
+export function storedToken() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function rememberToken(token) {
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+// Called with the ApiError of every 401, so that the page can ask for the token.
+export function setUnauthorizedHandler(handler) {
+  onUnauthorized = handler;
+}
 
 export class ApiError extends Error {
   constructor(status, message, fieldErrors = new Map()) {
@@ -43,6 +61,8 @@ async function errorFrom(response) {
 
 async function request(method, path, body) {
   const options = { method, headers: { Accept: "application/json" } };
+  const token = storedToken();
+  if (token) options.headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
@@ -53,7 +73,11 @@ async function request(method, path, body) {
   } catch {
     throw new ApiError(0, "The server cannot be reached; check that `make run` is still running.");
   }
-  if (!response.ok) throw await errorFrom(response);
+  if (!response.ok) {
+    const error = await errorFrom(response);
+    if (response.status === 401 && onUnauthorized) onUnauthorized(error);
+    throw error;
+  }
   if (response.status === 204) return null;
   return response.json();
 }
@@ -72,4 +96,5 @@ export const api = {
   cancelRun: (runId) => request("POST", `${runPath(runId)}/cancel`),
   deleteRun: (runId) => request("DELETE", runPath(runId)),
   startLrFinder: (spec) => request("POST", "/api/lr-finder", spec),
+  openSession: () => request("POST", "/api/session"),
 };

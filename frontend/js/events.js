@@ -4,6 +4,9 @@
 // drop before the first event) the server starts the stream at its newest event before it
 // answers, so a REST snapshot taken after "open" leaves no gap; the snapshot and the stream
 // may overlap, and the store merges both without going backwards or counting an epoch twice.
+// On a server with an API token, each (re)connect first renews the session cookie that
+// authorizes the stream, since EventSource cannot send an Authorization header.
+import { openSession } from "./access.js";
 
 const RETRY_MILLISECONDS = 2000;
 
@@ -35,12 +38,24 @@ export function connectEvents(store, { loadSnapshot, onStatus, onRunEvent }) {
     },
   };
 
-  const open = () => {
+  const open = async () => {
     const url = lastEventId === null
       ? "/api/events"
       : `/api/events?last_event_id=${encodeURIComponent(lastEventId)}`;
     const needsSnapshot = lastEventId === null;
     onStatus("connecting");
+    try {
+      await openSession();
+    } catch (error) {
+      // A refused token: the page now asks for one and reloads once it is given.
+      if (error.status === 401) {
+        onStatus("token needed");
+        return;
+      }
+      onStatus("reconnecting");
+      setTimeout(open, RETRY_MILLISECONDS);
+      return;
+    }
     source = new EventSource(url);
     for (const [type, handler] of Object.entries(handlers)) source.addEventListener(type, handler);
     source.addEventListener("open", () => {

@@ -1,4 +1,5 @@
 // Wires the page together: state from the URL, the REST snapshot, the event stream and views.
+import { mountTokenPrompt } from "./access.js";
 import { api } from "./api.js";
 import { element } from "./dom.js";
 import { connectEvents } from "./events.js";
@@ -64,12 +65,20 @@ async function start() {
   store.setView(fromUrl.view);
   if (fromUrl.runs) store.setSelection(fromUrl.runs);
   syncUrlWithStore(store)();
+  mountTokenPrompt(document.getElementById("access"));
 
   let variants;
   try {
     variants = await api.variants();
   } catch (error) {
-    notify(`The variants could not be loaded: ${error.message}`, "error");
+    // A 401 has opened the token form, which reloads the page once a token is accepted.
+    if (error.status === 401) {
+      const connection = document.getElementById("connection");
+      connection.textContent = "token needed";
+      connection.dataset.state = "token needed";
+    } else {
+      notify(`The variants could not be loaded: ${error.message}`, "error");
+    }
     return;
   }
   const loadHistory = (runId) => ensureHistory(store, runId,

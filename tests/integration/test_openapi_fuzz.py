@@ -60,6 +60,7 @@ EXAMPLES: dict[str, tuple[int, int]] = {
     "GET /api/events": (15, 15),
     "GET /api/health": (1, 0),
     "GET /api/variants": (1, 0),
+    "POST /api/session": (10, 0),
 }
 LAUNCHES = ("POST /api/runs", "POST /api/lr-finder")
 # The event stream never ends by itself: keep what it sent within this time.

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import threading
 import uuid
+from dataclasses import dataclass, field
 
 import redis
 
@@ -23,6 +24,21 @@ from backend.contract import gpu_slot_key
 logger = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 30
+
+
+@dataclass
+class GpuClaim:
+    """A GPU this worker holds; its claim is renewed until released or the process ends."""
+
+    index: int
+    key: str
+    owner: str
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    def release(self, client: redis.Redis | None = None) -> None:
+        self.stopped.set()
+        if client is not None and client.get(self.key) in (self.owner, self.owner.encode()):
+            client.delete(self.key)
 
 
 def count_host_gpus() -> int:
@@ -56,7 +72,7 @@ def _renew_forever(client: redis.Redis, key: str, owner: str, stop: threading.Ev
             logger.warning("Could not renew the GPU claim %s: %s", key, error)
 
 
-def pin_to_free_gpu(redis_url: str, node: str) -> int | None:
+def pin_to_free_gpu(redis_url: str, node: str) -> GpuClaim | None:
     """Sets CUDA_VISIBLE_DEVICES to a GPU no other worker of this node holds.
 
     A CUDA_VISIBLE_DEVICES chosen by the operator is respected as it is, and a
@@ -76,11 +92,12 @@ def pin_to_free_gpu(redis_url: str, node: str) -> int | None:
             f"{gpu_count} workers on this host, or give each host its own CURVELAB_NODE_NAME."
         )
     os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+    claim = GpuClaim(index, gpu_slot_key(node, index), owner)
     threading.Thread(
         target=_renew_forever,
-        args=(client, gpu_slot_key(node, index), owner, threading.Event()),
+        args=(client, claim.key, owner, claim.stopped),
         name="gpu-slot-renewal",
         daemon=True,
     ).start()
     logger.info("Worker pinned to GPU %d of node %s.", index, node)
-    return index
+    return claim

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 
@@ -163,16 +162,12 @@ def test_with_a_token_any_address_is_allowed(token_settings: Settings) -> None:
 
 def get_as_client(settings: Settings, client_host: str, headers: dict | None = None) -> int:
     """GET /api/variants as if from client_host (uvicorn puts the peer address in the scope)."""
-
-    async def get() -> int:
-        transport = httpx.ASGITransport(create_app(settings), client=(client_host, 50123))
-        async with httpx.AsyncClient(transport=transport, base_url="http://curvelab") as client:
-            response = await client.get("/api/variants", headers=headers)
-            if response.status_code == 403:
-                assert response.json() == {"detail": LOOPBACK_ONLY}
-            return response.status_code
-
-    return asyncio.run(get())
+    # TestClient runs the app in its own thread, so this works beside Playwright's running loop.
+    with TestClient(create_app(settings), client=(client_host, 50123)) as client:
+        response = client.get("/api/variants", headers=headers)
+    if response.status_code == 403:
+        assert response.json() == {"detail": LOOPBACK_ONLY}
+    return response.status_code
 
 
 def test_a_tokenless_server_answers_only_loopback_clients(

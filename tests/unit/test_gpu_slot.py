@@ -50,11 +50,16 @@ def test_a_freed_slot_is_claimed_again(redis_server):
 def test_pinning_sets_cuda_visible_devices_per_worker(fake_nvidia_smi, redis_server, monkeypatch):
     client = redis_server.client()
     client.flushdb()
-    assert gpu_slot.pin_to_free_gpu(redis_server.url, "node") == 0
+    first = gpu_slot.pin_to_free_gpu(redis_server.url, "node")
+    assert first is not None and first.index == 0
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    assert gpu_slot.pin_to_free_gpu(redis_server.url, "node") == 1
+    second = gpu_slot.pin_to_free_gpu(redis_server.url, "node")
+    assert second is not None and second.index == 1
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    for claim in (first, second):
+        claim.release(client)
+    assert client.keys("curvelab:gpu-slot:node:*") == []
 
 
 def test_an_operator_choice_of_gpu_is_respected(fake_nvidia_smi, redis_server, monkeypatch):

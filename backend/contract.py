@@ -260,7 +260,18 @@ def run_cancel_channel(run_id: str) -> str:
     return f"{KEY_PREFIX}:run:{run_id}:cancel"
 
 
+def run_lease_key(run_id: str) -> str:
+    """The name of the worker that trains the run, expiring unless its heartbeat renews it."""
+    return f"{KEY_PREFIX}:run:{run_id}:lease"
+
+
 RUN_INDEX_KEY = f"{KEY_PREFIX}:runs"
+# Running runs scored by their last heartbeat: where the reaper looks for lost workers.
+ACTIVE_RUNS_KEY = f"{KEY_PREFIX}:active"
+# Runs put back in the queue whose task message is not yet known to be sent, scored by time.
+REQUEUED_RUNS_KEY = f"{KEY_PREFIX}:requeued"
+# Where a run's per-epoch checkpoint lives, relative to the var dir.
+CHECKPOINTS_FOLDER = "checkpoints"
 EVENTS_KEY = f"{KEY_PREFIX}:events"
 EVENTS_MAXLEN = 100_000
 WORKERS_KEY = f"{KEY_PREFIX}:workers"

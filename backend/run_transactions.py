@@ -15,7 +15,15 @@ from typing import Any, cast
 import redis
 from redis.typing import EncodableT, FieldT
 
-from backend.contract import EVENTS_KEY, EVENTS_MAXLEN, EpochMetrics, run_key
+from backend.contract import (
+    EVENTS_KEY,
+    EVENTS_MAXLEN,
+    BatchProgress,
+    EpochMetrics,
+    RunStatus,
+    run_key,
+    run_metrics_key,
+)
 from backend.views import RunView, run_view_from_hash
 
 # A decision looks at the current hash and returns the fields to set and those to remove.
@@ -28,6 +36,23 @@ class RunNotFoundError(LookupError):
 
 class RunStateError(RuntimeError):
     """The run's status does not allow the requested change."""
+
+
+class LeaseLostError(RunStateError):
+    """The worker no longer holds the run's lease; another worker may be training it."""
+
+
+# A lease to check inside a transaction: its key and the owner it must still name.
+Fence = tuple[str, str]
+# Extra commands queued inside the transaction's MULTI, given the run's updated fields.
+AlsoQueue = Callable[[redis.client.Pipeline, dict[str, str]], None]
+
+
+def lease_lost(run_id: str) -> LeaseLostError:
+    return LeaseLostError(
+        f"This worker lost its lease on run {run_id}: it was silent too long and the run went "
+        "back to the queue, so it stops without writing."
+    )
 
 
 def run_not_found(run_id: str) -> RunNotFoundError:
@@ -52,22 +77,31 @@ def add_event(pipe: redis.client.Pipeline, event_type: str, payload: str) -> Non
 
 
 def update_run(
-    client: redis.Redis, run_id: str, decide: Decision, publish: tuple[str, str] | None = None
+    client: redis.Redis,
+    run_id: str,
+    decide: Decision,
+    publish: tuple[str, str] | None = None,
+    fence: Fence | None = None,
+    also: AlsoQueue | None = None,
 ) -> RunView:
     """Applies decide's changes to the run hash and announces the new view, atomically.
 
     decide may raise RunStateError to refuse the change; publish is an optional
-    (channel, message) sent in the same transaction.
+    (channel, message) sent in the same transaction; with a fence the change is refused
+    (LeaseLostError) unless the lease key still names the owner; also queues more commands.
     """
     key = run_key(run_id)
     with client.pipeline(transaction=True) as pipe:
         while True:
             try:
-                pipe.watch(key)
+                pipe.watch(key, *(fence[:1] if fence else ()))
                 current = text_hash(pipe.hgetall(key))
                 if not current:
                     pipe.unwatch()
                     raise run_not_found(run_id)
+                if fence is not None and pipe.get(fence[0]) != fence[1]:
+                    pipe.unwatch()
+                    raise lease_lost(run_id)
                 try:
                     changes, removals = decide(current)
                 except RunStateError:
@@ -83,6 +117,8 @@ def update_run(
                 add_event(pipe, "run", view.model_dump_json())
                 if publish is not None:
                     pipe.publish(*publish)
+                if also is not None:
+                    also(pipe, updated)
                 pipe.execute()
                 return view
             except redis.WatchError:
@@ -106,3 +142,63 @@ def epoch_fields(metrics: EpochMetrics, current: dict[str, Any]) -> dict[str, st
             best_val_accuracy=repr(metrics.val_accuracy),
         )
     return fields
+
+
+def append_epoch(
+    client: redis.Redis, run_id: str, metrics: EpochMetrics, fence: Fence | None = None
+) -> bool:
+    """Appends one finished epoch to the run's stream and hash; False if already stored, or
+    if the run has finished or is gone (its record is closed).
+
+    With a fence the epoch is stored only while the lease holds, else LeaseLostError.
+    """
+    key, metrics_key = run_key(run_id), run_metrics_key(run_id)
+    names = ("epochs_done", "best_val_loss", "epoch_seconds", "status")
+    metrics_json = metrics.model_dump_json()
+    payload = f'{{"run_id":{json.dumps(run_id)},"metrics":{metrics_json}}}'
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(key, *(fence[:1] if fence else ()))
+                if fence is not None and pipe.get(fence[0]) != fence[1]:
+                    pipe.unwatch()
+                    raise lease_lost(run_id)
+                values = cast(list[str | None], pipe.hmget(key, names))
+                current = dict(zip(names, values, strict=True))
+                status = current["status"]
+                closed = status is None or RunStatus(status).finished
+                if closed or metrics.epoch <= int(current["epochs_done"] or 0):
+                    pipe.unwatch()
+                    return False
+                pipe.multi()
+                pipe.hset(key, mapping=hash_mapping(epoch_fields(metrics, current)))
+                # The epoch number is the entry id, so the stream cannot hold an epoch twice.
+                pipe.xadd(metrics_key, {"data": metrics_json}, id=f"{metrics.epoch}-1")
+                add_event(pipe, "epoch", payload)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                continue
+
+
+def set_progress(
+    client: redis.Redis, run_id: str, progress: BatchProgress, fence: Fence | None = None
+) -> bool:
+    """Stores and announces the epoch's progress; with a fence, only while the lease holds."""
+    data = progress.model_dump_json()
+    payload = f'{{"run_id":{json.dumps(run_id)},"progress":{data}}}'
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                if fence is not None:
+                    pipe.watch(fence[0])
+                    if pipe.get(fence[0]) != fence[1]:
+                        pipe.unwatch()
+                        return False
+                    pipe.multi()
+                pipe.hset(run_key(run_id), "progress", data)
+                add_event(pipe, "progress", payload)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                continue

@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from backend.contract import CHECKPOINTS_FOLDER
+
 
 class Settings(BaseSettings):
     # An empty variable (as docker compose writes for an unset optional one) means "not set".
@@ -37,10 +39,23 @@ class Settings(BaseSettings):
     worker_lost_after_seconds: float = Field(
         60.0, gt=0, description="A run whose worker is silent this long goes back to the queue."
     )
+    max_worker_losses: int = Field(
+        2, ge=1, le=100, description="Worker losses after which a run fails instead of resuming."
+    )
+    broker_visibility_timeout_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds before the broker hands an unacknowledged task to another worker; "
+        "the run lease makes that duplicate harmless.",
+    )
 
     @property
     def models_dir(self) -> Path:
         return self.var_dir / "models"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.var_dir / CHECKPOINTS_FOLDER
 
     @property
     def dataset_cache_dir(self) -> Path:

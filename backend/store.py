@@ -19,6 +19,8 @@ import redis
 from redis.client import PubSub
 
 from backend.contract import (
+    ACTIVE_RUNS_KEY,
+    REQUEUED_RUNS_KEY,
     RUN_INDEX_KEY,
     BatchProgress,
     EpochMetrics,
@@ -31,15 +33,20 @@ from backend.contract import (
     parse_run_spec,
     run_cancel_channel,
     run_key,
+    run_lease_key,
     run_metrics_key,
 )
+from backend.run_files import remove_run_files
+from backend.run_leases import Lease, RunLeases
 from backend.run_transactions import (
+    LeaseLostError,
     RunNotFoundError,
     RunStateError,
     add_event,
-    epoch_fields,
+    append_epoch,
     hash_mapping,
     run_not_found,
+    set_progress,
     text_hash,
     update_run,
 )
@@ -47,7 +54,7 @@ from backend.settings import Settings
 from backend.views import RunView, run_view_from_hash
 from backend.worker_registry import WorkerRegistry
 
-__all__ = ["RunNotFoundError", "RunStateError", "RunStore"]
+__all__ = ["Lease", "LeaseLostError", "RunNotFoundError", "RunStateError", "RunStore"]
 
 AnySpec = RunSpec | LrFinderSpec
 
@@ -59,6 +66,7 @@ class RunStore:
         self._redis = client
         self._var_dir = var_dir
         self.workers = WorkerRegistry(client)
+        self.leases = RunLeases(client)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunStore:
@@ -174,36 +182,18 @@ class RunStore:
         except (RunNotFoundError, RunStateError):
             return None
 
-    def record_epoch(self, run_id: str, metrics: EpochMetrics) -> bool:
-        """Appends one finished epoch; an epoch already stored is ignored (returns False)."""
-        key, metrics_key = run_key(run_id), run_metrics_key(run_id)
-        names = ("epochs_done", "best_val_loss", "epoch_seconds")
-        metrics_json = metrics.model_dump_json()
-        payload = f'{{"run_id":{json.dumps(run_id)},"metrics":{metrics_json}}}'
-        with self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    current = dict(zip(names, pipe.hmget(key, names), strict=True))
-                    if metrics.epoch <= int(current["epochs_done"] or 0):
-                        pipe.unwatch()
-                        return False
-                    pipe.multi()
-                    pipe.hset(key, mapping=hash_mapping(epoch_fields(metrics, current)))
-                    # The epoch number is the entry id, so the stream cannot hold an epoch twice.
-                    pipe.xadd(metrics_key, {"data": metrics_json}, id=f"{metrics.epoch}-1")
-                    add_event(pipe, "epoch", payload)
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
-                    continue
+    def record_epoch(self, run_id: str, metrics: EpochMetrics, lease: Lease | None = None) -> bool:
+        """Appends one finished epoch; an epoch already stored is ignored (returns False).
 
-    def record_progress(self, run_id: str, progress: BatchProgress) -> None:
-        data = progress.model_dump_json()
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(run_key(run_id), "progress", data)
-            add_event(pipe, "progress", f'{{"run_id":{json.dumps(run_id)},"progress":{data}}}')
-            pipe.execute()
+        With a lease, the epoch is stored only while the lease holds (else LeaseLostError).
+        """
+        return append_epoch(self._redis, run_id, metrics, lease.fence if lease else None)
+
+    def record_progress(
+        self, run_id: str, progress: BatchProgress, lease: Lease | None = None
+    ) -> bool:
+        """Stores the epoch's progress; with a lease, only while it holds (else False)."""
+        return set_progress(self._redis, run_id, progress, lease.fence if lease else None)
 
     def finish_run(
         self,
@@ -213,8 +203,10 @@ class RunStore:
         summary: RunSummary | None = None,
         lr_finder: LrFinderResult | None = None,
         error: str | None = None,
+        lease: Lease | None = None,
     ) -> RunView | None:
-        """Records the end of a run; None if it was already finished or deleted."""
+        """Records the end of a run; None if it was already finished or deleted, or (with a
+        lease) if the lease was lost to another worker."""
         if not status.finished:
             raise ValueError(f"finish_run needs a finished status, not {status.value}.")
         changes = {"status": status.value, "finished_at": repr(time.time())}
@@ -234,8 +226,14 @@ class RunStore:
                 raise RunStateError(f"Run {run_id} has already finished.")
             return changes, ("progress",)
 
+        def release(pipe: redis.client.Pipeline, _updated: dict[str, str]) -> None:
+            pipe.delete(run_lease_key(run_id))
+            pipe.zrem(ACTIVE_RUNS_KEY, run_id)
+            pipe.zrem(REQUEUED_RUNS_KEY, run_id)
+
+        fence = lease.fence if lease is not None else None
         try:
-            return update_run(self._redis, run_id, decide)
+            return update_run(self._redis, run_id, decide, fence=fence, also=release)
         except (RunNotFoundError, RunStateError):
             return None
 
@@ -256,8 +254,12 @@ class RunStore:
                 return {**cancelled, "cancel_requested": "1"}, ()
             return {"cancel_requested": "1"}, ()
 
+        def forget_requeue(pipe: redis.client.Pipeline, updated: dict[str, str]) -> None:
+            if updated["status"] == RunStatus.cancelled.value:
+                pipe.zrem(REQUEUED_RUNS_KEY, run_id)
+
         wake_worker = (run_cancel_channel(run_id), "cancel")
-        return update_run(self._redis, run_id, decide, publish=wake_worker)
+        return update_run(self._redis, run_id, decide, publish=wake_worker, also=forget_requeue)
 
     def is_cancel_requested(self, run_id: str) -> bool:
         return self._redis.hget(run_key(run_id), "cancel_requested") == "1"
@@ -286,22 +288,15 @@ class RunStore:
                             f"Run {run_id} is running; cancel it and delete it once it has stopped."
                         )
                     pipe.multi()
-                    pipe.delete(key, run_metrics_key(run_id))
+                    pipe.delete(key, run_metrics_key(run_id), run_lease_key(run_id))
                     pipe.zrem(RUN_INDEX_KEY, run_id)
+                    pipe.zrem(ACTIVE_RUNS_KEY, run_id)
+                    pipe.zrem(REQUEUED_RUNS_KEY, run_id)
                     add_event(pipe, "deleted", json.dumps({"run_id": run_id}))
                     pipe.execute()
                     removed = current
                     break
                 except redis.WatchError:
                     continue
-        if removed.get("summary"):
-            self._remove_model_file(json.loads(removed["summary"]).get("model_path", ""))
-
-    def _remove_model_file(self, relative_path: str) -> None:
-        if not relative_path:
-            return
-        var_dir = self._var_dir.resolve()
-        model_path = (var_dir / relative_path).resolve()
-        # A tampered summary must not make a delete reach outside the var dir.
-        if model_path.is_relative_to(var_dir) and model_path.is_file():
-            model_path.unlink()
+        summary = json.loads(removed["summary"]) if removed.get("summary") else {}
+        remove_run_files(self._var_dir, run_id, summary.get("model_path", ""))

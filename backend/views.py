@@ -43,6 +43,11 @@ class RunView(BaseModel):
     best_val_accuracy: float | None = None
     seconds_per_epoch: float | None = Field(None, description="Median epoch time so far.")
     cancel_requested: bool = False
+    resumes: int = Field(0, description="Times the run went back to the queue to resume.")
+    worker_losses: int = Field(0, description="Times its worker stopped beating mid-run.")
+    note: str | None = Field(
+        None, description="Why the run is queued again or resumed, such as a lost worker."
+    )
     summary: RunSummary | None = None
     lr_finder: LrFinderResult | None = None
 
@@ -93,6 +98,9 @@ def run_view_from_hash(run_id: str, fields: dict[str, str]) -> RunView:
         best_val_accuracy=_optional_float(fields, "best_val_accuracy"),
         seconds_per_epoch=_optional_float(fields, "seconds_per_epoch"),
         cancel_requested=fields.get("cancel_requested") == "1",
+        resumes=int(fields.get("resumes") or 0),
+        worker_losses=int(fields.get("worker_losses") or 0),
+        note=fields.get("note") or None,
         summary=_optional_json(fields, "summary"),
         lr_finder=_optional_json(fields, "lr_finder"),
     )

@@ -1,9 +1,10 @@
 """`make run`: Valkey (unless CURVELAB_REDIS_URL is set), one Celery worker and the API.
 
-Ctrl-C (or SIGTERM) stops all three: the API first, then the worker, whose run in
-progress stops within one batch, then Valkey, which flushes its append-only file.
-A worker that dies is started again; runs survive a restart because Valkey keeps
-an append-only file under CURVELAB_VAR_DIR/redis.
+Ctrl-C (or SIGTERM) stops all three: the API first, then the worker, which hands the run
+in progress back to the queue after its current batch (the next start resumes it from its
+last finished epoch), then Valkey, which flushes its append-only file. A worker that dies
+is started again, and its run resumes once its lease runs out. Runs survive a restart
+because Valkey keeps an append-only file under CURVELAB_VAR_DIR/redis.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from scripts.redis_server import (
 )
 
 API_READY_SECONDS = 60.0
-# The worker finishes its current batch, evaluates and saves the model before it exits.
+# The worker finishes its current batch, saves the model and hands its run back, then exits.
 WORKER_STOP_SECONDS = 60.0
 WORKER_RESTART_DELAY_SECONDS = 2.0
 

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from backend.contract import BatchProgress, EpochMetrics
+from worker.checkpoints import TrainingState
 from worker.reporting import TrainingReporter
 from worker.variants import hidden_activation_outputs
 
@@ -84,7 +85,7 @@ class BestWeightsKeeper(keras.callbacks.Callback):
         self.best_val_accuracy = math.nan
         self.best_weights: list[np.ndarray] | None = None
         self.stopped_early = False
-        self._epochs_without_improvement = 0
+        self.epochs_without_improvement = 0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.cancel is not None and self.cancel.cancelled:
@@ -97,16 +98,25 @@ class BestWeightsKeeper(keras.callbacks.Callback):
             self.best_val_loss = val_loss
             self.best_val_accuracy = float(logs.get("val_accuracy", math.nan))
             self.best_weights = self.model.get_weights()
-            self._epochs_without_improvement = 0
+            self.epochs_without_improvement = 0
             return
-        self._epochs_without_improvement += 1
-        if self.patience is not None and self._epochs_without_improvement >= self.patience:
+        self.epochs_without_improvement += 1
+        if self.patience is not None and self.epochs_without_improvement >= self.patience:
             self.stopped_early = True
             self.model.stop_training = True
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+    def resume_from(self, state: TrainingState, best_weights: list[np.ndarray] | None) -> None:
+        """Takes up early stopping where a checkpointed run left it."""
+        self.best_epoch = state.best_epoch
+        self.best_val_loss = state.best_val_loss
+        self.best_val_accuracy = state.best_val_accuracy
+        self.best_weights = best_weights
+        self.epochs_without_improvement = state.epochs_without_improvement
+        self.stopped_early = state.stopped_early
 
 
 class EpochReporter(keras.callbacks.Callback):
@@ -115,6 +125,8 @@ class EpochReporter(keras.callbacks.Callback):
     The statistics come from a probe model that shares the network's layers and returns every
     hidden activation; it is built once and run on the same validation images every epoch, so
     the numbers are comparable from epoch to epoch and cost one small forward pass.
+    ``before_report`` (the checkpoint writer) sees the history including the new epoch before
+    the reporter does, so that an epoch is never reported without its checkpoint.
     """
 
     def __init__(
@@ -123,16 +135,28 @@ class EpochReporter(keras.callbacks.Callback):
         probe_images: np.ndarray,
         cancel: CancelAndProgress | None = None,
         clock: Clock = time.monotonic,
+        before_report: Callable[[list[EpochMetrics]], None] | None = None,
     ) -> None:
         super().__init__()
         self.reporter = reporter
         self.probe_images = probe_images
         self.cancel = cancel
         self.clock = clock
+        self.before_report = before_report
         self.history: list[EpochMetrics] = []
+        # Training time of the run's earlier attempts, when it resumed from a checkpoint.
+        self.elapsed_before = 0.0
         self._probe: keras.Model | None = None
         self._train_start = 0.0
         self._epoch_start = 0.0
+
+    def resume_from(self, state: TrainingState) -> None:
+        """Reports the checkpointed epochs again (reporters keep each epoch once) and goes on
+        counting from them."""
+        self.history = list(state.history)
+        self.elapsed_before = state.elapsed_seconds
+        for metrics in self.history:
+            self.reporter.on_epoch(metrics)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._train_start = self.clock()
@@ -157,11 +181,13 @@ class EpochReporter(keras.callbacks.Callback):
             val_accuracy=float(logs["val_accuracy"]),
             learning_rate=current_learning_rate(self.model),
             epoch_seconds=now - self._epoch_start,
-            elapsed_seconds=now - self._train_start,
+            elapsed_seconds=self.elapsed_before + now - self._train_start,
             activation_means=means,
             activation_stds=stds,
         )
         self.history.append(metrics)
+        if self.before_report is not None:
+            self.before_report(self.history)
         self.reporter.on_epoch(metrics)
 
     def activation_statistics(self) -> tuple[list[float], list[float]]:
@@ -197,7 +223,11 @@ def one_cycle_learning_rate(step: int, total_steps: int, peak: float) -> float:
 
 
 class OneCycleScheduler(keras.callbacks.Callback):
-    """Sets the optimizer's learning rate before every batch from the 1cycle schedule."""
+    """Sets the optimizer's learning rate before every batch from the 1cycle schedule.
+
+    The position is the optimizer's own step count, read once when training begins, so a
+    run resumed from a checkpoint (which restores that count) carries on where it was.
+    """
 
     def __init__(self, total_steps: int, peak_learning_rate: float) -> None:
         super().__init__()
@@ -206,6 +236,9 @@ class OneCycleScheduler(keras.callbacks.Callback):
         self.total_steps = total_steps
         self.peak_learning_rate = peak_learning_rate
         self.step = 0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.step = int(self.model.optimizer.iterations.numpy())
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         rate = one_cycle_learning_rate(self.step, self.total_steps, self.peak_learning_rate)

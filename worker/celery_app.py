@@ -15,7 +15,23 @@ from backend.settings import get_settings
 from worker import presence
 from worker.gpu_slot import pin_to_free_gpu
 
-app = Celery("curvelab", broker=get_settings().effective_redis_url, include=["worker.tasks"])
+# kombu's default: abandoned tasks are looked for every 10 s, scanning on every 10th look.
+DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 3600
+
+
+def transport_options(visibility_timeout: float) -> dict[str, float]:
+    """Redis redelivers an unacknowledged task after visibility_timeout even while it still
+    runs (celery#5935, kombu#337); the run's lease makes the worker that gets the copy skip it.
+    A shortened timeout (tests, quick recovery) also has abandoned tasks looked for sooner."""
+    options: dict[str, float] = {"visibility_timeout": visibility_timeout}
+    if visibility_timeout < DEFAULT_VISIBILITY_TIMEOUT_SECONDS:
+        options["unacked_restore_interval"] = max(1, int(visibility_timeout // 2))
+        options["unacked_restore_throttle"] = 1
+    return options
+
+
+_settings = get_settings()
+app = Celery("curvelab", broker=_settings.effective_redis_url, include=["worker.tasks"])
 app.conf.update(
     task_serializer="json",
     accept_content=["json"],
@@ -26,6 +42,10 @@ app.conf.update(
     task_acks_late=True,
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
+    broker_transport_options=transport_options(_settings.broker_visibility_timeout_seconds),
+    # A training rides out a broker restart (Celery 6 would cancel it); its lease keeps the
+    # redelivered copy from training it twice.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
     worker_hijack_root_logger=False,
 )
 _heartbeat: presence.Heartbeat | None = None

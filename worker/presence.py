@@ -1,4 +1,8 @@
-"""A worker's life signs: a heartbeat in Redis while it lives, a flag when told to stop."""
+"""A worker's life signs: a heartbeat in Redis while it lives, a flag when told to stop.
+
+The same heartbeat thread sweeps for runs of lost workers (worker/reaper.py), so as long as
+one worker lives, no run stays `running` after its worker is gone.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import redis
 
 from backend.settings import Settings
 from backend.store import RunStore
+from worker.reaper import Reaper
 
 logger = logging.getLogger(__name__)
 
@@ -17,12 +22,13 @@ worker_stopping = threading.Event()
 
 
 class Heartbeat:
-    """Stamps the worker's name in the worker registry every heartbeat_seconds."""
+    """Stamps the worker's name in the worker registry every heartbeat_seconds, then sweeps."""
 
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name
         self._interval = settings.heartbeat_seconds
         self._store = RunStore.from_settings(settings)
+        self._reaper = Reaper(self._store, settings)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="curvelab-heartbeat", daemon=True)
 
@@ -42,9 +48,13 @@ class Heartbeat:
         self._store.close()
 
     def _beat(self) -> None:
-        while not self._stopped.wait(self._interval):
+        # The first sweep comes at once: a worker started after a crash picks up its runs.
+        while True:
             try:
                 self._store.workers.beat(self.name)
+                self._reaper.sweep()
             except redis.RedisError as error:
                 # Redis may be restarting; the next beat tries again.
                 logger.warning("Heartbeat of %s failed: %s", self.name, error)
+            if self._stopped.wait(self._interval):
+                return

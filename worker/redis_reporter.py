@@ -8,7 +8,9 @@ import threading
 import redis
 
 from backend.contract import BatchProgress, EpochMetrics
-from backend.store import RunStore
+from backend.store import LeaseLostError, RunStore
+from worker.leases import LeaseKeeper
+from worker.redis_retry import retry_while_redis_is_away
 
 logger = logging.getLogger(__name__)
 
@@ -20,15 +22,24 @@ RECONNECT_DELAY_SECONDS = 1.0
 class RedisReporter:
     """Stores epochs and progress through RunStore and hears the run's cancel request.
 
-    cancel_requested() is called after every batch, so it only reads a threading.Event;
-    a background thread subscribed to the run's cancel channel sets it.
+    cancel_requested() is called after every batch, so it only reads threading.Events:
+    a background thread subscribed to the run's cancel channel sets one, a worker shutdown
+    another, and the lease keeper a third when the run was given to another worker.
+    With a lease keeper every write is fenced by the lease, and an epoch report rides out
+    a Redis restart (it is idempotent, so retrying it is safe); progress is dropped instead.
     """
 
     def __init__(
-        self, store: RunStore, run_id: str, worker_stopping: threading.Event | None = None
+        self,
+        store: RunStore,
+        run_id: str,
+        worker_stopping: threading.Event | None = None,
+        lease_keeper: LeaseKeeper | None = None,
     ) -> None:
         self._store = store
         self._run_id = run_id
+        self._lease = lease_keeper.lease if lease_keeper is not None else None
+        self._lease_lost = lease_keeper.lost if lease_keeper is not None else threading.Event()
         self._cancelled = threading.Event()
         self._worker_stopping = worker_stopping or threading.Event()
         self._closed = threading.Event()
@@ -41,13 +52,42 @@ class RedisReporter:
         self._listening.wait(timeout=5.0)
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
-        self._store.record_epoch(self._run_id, metrics)
+        if self._lease_lost.is_set():
+            return
+        try:
+            retry_while_redis_is_away(
+                lambda: self._store.record_epoch(self._run_id, metrics, self._lease),
+                f"storing epoch {metrics.epoch} of run {self._run_id}",
+            )
+        except LeaseLostError as error:
+            logger.warning("%s", error)
+            self._lease_lost.set()
 
     def on_progress(self, progress: BatchProgress) -> None:
-        self._store.record_progress(self._run_id, progress)
+        if self._lease_lost.is_set():
+            return
+        try:
+            stored = self._store.record_progress(self._run_id, progress, self._lease)
+        except redis.RedisError as error:
+            # Progress is superseded within half a second; training must not wait for it.
+            logger.debug("Progress of run %s not stored: %s", self._run_id, error)
+            return
+        if not stored:
+            self._lease_lost.set()
 
     def cancel_requested(self) -> bool:
-        return self._cancelled.is_set() or self._worker_stopping.is_set()
+        return (
+            self._cancelled.is_set() or self._worker_stopping.is_set() or self._lease_lost.is_set()
+        )
+
+    @property
+    def lease_lost(self) -> bool:
+        """True when the run was given to another worker; nothing more may be written."""
+        return self._lease_lost.is_set()
+
+    @property
+    def worker_stopping(self) -> bool:
+        return self._worker_stopping.is_set()
 
     @property
     def cancelled_by_user(self) -> bool:

@@ -23,6 +23,7 @@ from backend.contract import (
     RunSpec,
     RunSummary,
 )
+from backend.run_files import checkpoint_dir
 from backend.settings import Settings
 from worker.reporting import TrainingReporter
 
@@ -89,11 +90,25 @@ def default_run_id(variant: str) -> str:
 
 
 def run(
-    spec: RunSpec, reporter: TrainingReporter, settings: Settings, run_id: str | None = None
+    spec: RunSpec,
+    reporter: TrainingReporter,
+    settings: Settings,
+    run_id: str | None = None,
+    keep_checkpoint: bool = False,
 ) -> RunSummary:
-    """Trains ``spec`` and returns its summary; see the module docstring for cancellation."""
+    """Trains ``spec`` and returns its summary; see the module docstring for cancellation.
+
+    Every finished epoch is checkpointed under ``<var dir>/checkpoints/<run id>`` before it
+    is reported. When that folder already holds a checkpoint, the run resumes after its last
+    finished epoch: weights, optimizer state, early stopping and the 1cycle position come
+    back, and the earlier epochs are reported again (reporters keep each epoch once).
+    The checkpoint is removed at the end unless keep_checkpoint (the Celery task removes it
+    once the run's end is stored, so that a worker lost before then still resumes).
+    """
     started = time.monotonic()
-    model_file = model_file_for(settings, run_id or default_run_id(spec.variant))
+    run_id = run_id or default_run_id(spec.variant)
+    model_file = model_file_for(settings, run_id)
+    checkpoint_folder = checkpoint_dir(settings.var_dir, run_id)
     from worker.data import load_splits, prepare_inputs
 
     splits = load_splits(spec.dataset, settings, spec.seed)
@@ -106,6 +121,7 @@ def run(
         EpochReporter,
         OneCycleScheduler,
     )
+    from worker.checkpoints import EpochCheckpointer, read_checkpoint, remove_all, restore
     from worker.variants import (
         build_network,
         compile_network,
@@ -121,10 +137,21 @@ def run(
     optimizer = make_optimizer(spec.variant, recipe.initial_learning_rate)
     jit_compile = use_xla(batches_per_epoch * spec.max_epochs)
     compile_network(network, optimizer, jit_compile=jit_compile)
+    saved = read_checkpoint(checkpoint_folder)
+    if saved is not None:
+        restore(network, saved)
 
     cancel = CancelAndProgress(reporter, batches_per_epoch)
     keeper = BestWeightsKeeper(recipe.patience, cancel)
-    epoch_reporter = EpochReporter(reporter, inputs.x_valid[:PROBE_IMAGES], cancel)
+    checkpointer = EpochCheckpointer(checkpoint_folder, network, keeper, reporter)
+    epoch_reporter = EpochReporter(
+        reporter, inputs.x_valid[:PROBE_IMAGES], cancel, before_report=checkpointer
+    )
+    epochs_done = 0
+    if saved is not None:
+        keeper.resume_from(saved.state, saved.best_weights)
+        epoch_reporter.resume_from(saved.state)
+        epochs_done = saved.state.epoch
     callbacks: list[keras.callbacks.Callback] = [cancel]
     if recipe.peak_learning_rate is not None:
         total_steps = batches_per_epoch * spec.max_epochs
@@ -132,17 +159,22 @@ def run(
     # The epoch reporter goes last, so that its report closes everything done for the epoch.
     callbacks += [keeper, epoch_reporter]
 
-    network.fit(
-        inputs.x_train,
-        inputs.y_train,
-        batch_size=spec.batch_size,
-        epochs=spec.max_epochs,
-        shuffle=True,
-        validation_data=(inputs.x_valid, inputs.y_valid),
-        validation_batch_size=EVALUATION_BATCH_SIZE,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    if epochs_done < spec.max_epochs and not keeper.stopped_early:
+        network.fit(
+            inputs.x_train,
+            inputs.y_train,
+            batch_size=spec.batch_size,
+            epochs=spec.max_epochs,
+            initial_epoch=epochs_done,
+            shuffle=True,
+            validation_data=(inputs.x_valid, inputs.y_valid),
+            validation_batch_size=EVALUATION_BATCH_SIZE,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    elif keeper.best_weights is not None:
+        # Training had ended before the last worker was lost; only the steps after it remain.
+        network.set_weights(keeper.best_weights)
     # The keeper has put the best epoch's weights back; with no finished epoch (a cancel in
     # the first one) the current weights are all there is, and best_epoch stays 0.
     best_val_loss, best_val_accuracy = keeper.best_val_loss, keeper.best_val_accuracy
@@ -159,6 +191,8 @@ def run(
         mc_report = mc_dropout_report(
             network, inputs.x_test, inputs.y_test, recipe.mc_samples, recipe.dropout_rate
         )
+    if not keep_checkpoint:
+        remove_all(checkpoint_folder)
     epoch_seconds = [metrics.epoch_seconds for metrics in epoch_reporter.history]
     return RunSummary(
         best_epoch=keeper.best_epoch,
@@ -168,7 +202,7 @@ def run(
         test_accuracy=test_accuracy,
         epochs_run=len(epoch_reporter.history),
         stopped_early=keeper.stopped_early,
-        total_seconds=time.monotonic() - started,
+        total_seconds=epoch_reporter.elapsed_before + time.monotonic() - started,
         median_epoch_seconds=statistics.median(epoch_seconds) if epoch_seconds else 0.0,
         model_path=model_file.relative_to(settings.var_dir).as_posix(),
         mc_dropout=mc_report,

@@ -8,10 +8,13 @@ worker` subprocess and a `uvicorn` subprocess running backend.main:create_app.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -56,10 +59,19 @@ class RedisServer:
 
     def restart(self) -> None:
         """Stops the server (SIGTERM flushes the AOF) and starts it again on the same data."""
+        with self.stopped():
+            pass
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """The server stopped (SIGTERM flushes the AOF) for the block, then started again."""
         if self.process is None or self.port is None or self.data_dir is None:
             raise ValueError("Only an embedded Valkey can be restarted; unset CURVELAB_REDIS_URL.")
         self.stop()
-        self.process = start_valkey(self.port, self.data_dir)
+        try:
+            yield
+        finally:
+            self.process = start_valkey(self.port, self.data_dir)
 
 
 def start_redis(data_dir: Path, db: int = 15) -> RedisServer:
@@ -117,6 +129,17 @@ class ServiceProcess:
         self.process.kill()
         self.process.wait()
 
+    def terminate(self) -> None:
+        """SIGTERM, as a supervisor sends for a warm shutdown; returns at once."""
+        self.process.terminate()
+
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes with everything it holds, like a machine that hangs."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
 
 def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,21 +151,32 @@ def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> subproces
 
 def start_worker(env: dict[str, str], log_path: Path, name: str | None = None) -> ServiceProcess:
     """A real Celery worker; returns once it has registered its heartbeat in Redis."""
-    name = name or f"test-{uuid.uuid4().hex[:8]}@localhost"
-    worker = ServiceProcess(_spawn(worker_command(name), env, log_path), log_path, name=name)
+    return start_workers(env, [log_path], [name] if name else None)[0]
+
+
+def start_workers(
+    env: dict[str, str], log_paths: list[Path], names: list[str] | None = None
+) -> list[ServiceProcess]:
+    """Real Celery workers started side by side; returns once all of them have registered."""
+    names = names or [f"test-{uuid.uuid4().hex[:8]}@localhost" for _ in log_paths]
+    workers = [
+        ServiceProcess(_spawn(worker_command(name), env, log_path), log_path, name=name)
+        for name, log_path in zip(names, log_paths, strict=True)
+    ]
     client = redis.Redis.from_url(env["CURVELAB_REDIS_URL"], decode_responses=True)
     deadline = time.monotonic() + WORKER_READY_SECONDS
     try:
-        while client.zscore(WORKERS_KEY, name) is None:
-            if not worker.alive():
-                raise RuntimeError(f"The worker exited during start-up:\n{worker.log_tail()}")
-            if time.monotonic() > deadline:
-                worker.kill()
-                raise RuntimeError(f"The worker was not ready in time:\n{worker.log_tail()}")
-            time.sleep(0.2)
+        for worker in workers:
+            while client.zscore(WORKERS_KEY, worker.name) is None:
+                if not worker.alive() or time.monotonic() > deadline:
+                    why = "was not ready in time" if worker.alive() else "exited during start-up"
+                    for started in workers:
+                        started.kill()
+                    raise RuntimeError(f"The worker {why}:\n{worker.log_tail()}")
+                time.sleep(0.2)
     finally:
         client.close()
-    return worker
+    return workers
 
 
 def start_api(env: dict[str, str], log_path: Path, port: int | None = None) -> ServiceProcess:

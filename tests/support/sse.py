@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,3 +54,31 @@ def open_event_stream(
     elif last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
     return client.stream("GET", "/api/events", headers=headers, params=params)
+
+
+def read_until(
+    lines: Iterator[str], stop: Callable[[SseEvent], bool], seconds: float
+) -> list[SseEvent]:
+    """Events of an open stream until stop(event) holds for one; comments are skipped."""
+    received: list[SseEvent] = []
+    deadline = time.monotonic() + seconds
+    for event in parse_events(lines):
+        if event is not None:
+            received.append(event)
+            if stop(event):
+                return received
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"The stream ended or stalled after {len(received)} events.")
+
+
+def run_finished(run_id: str) -> Callable[[SseEvent], bool]:
+    """A stop condition: the run event that announces the run's final status."""
+
+    def is_final(event: SseEvent) -> bool:
+        if event.type != "run":
+            return False
+        view = event.json()
+        return view["id"] == run_id and view["status"] in ("succeeded", "failed", "cancelled")
+
+    return is_final

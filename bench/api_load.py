@@ -20,10 +20,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from backend.contract import TASK_QUEUE, EpochMetrics, SeluSpec  # noqa: E402
+from backend.contract import TASK_QUEUE, SeluSpec  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 from backend.store import RunStore  # noqa: E402
+from bench.common import say, stand_in_epoch  # noqa: E402
 from tests.support.processes import service_env, start_api, start_redis  # noqa: E402
 
 EPOCHS = 100
@@ -31,28 +31,14 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "50"))
 LOAD_SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "10"))
 BURST = int(os.environ.get("BENCH_BURST", "1000"))
 BURST_CONNECTIONS = 100
-LAYERS = 20
 
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def hundred_epoch_run(store: RunStore) -> str:
     run_id = store.create_run(SeluSpec(dataset="synthetic", max_epochs=EPOCHS)).id
     store.mark_running(run_id, "bench@localhost", "CPU")
     for epoch in range(1, EPOCHS + 1):
-        store.record_epoch(
-            run_id,
-            EpochMetrics(
-                epoch=epoch, loss=1.0 / epoch, accuracy=0.5, val_loss=1.0 / epoch,
-                val_accuracy=0.5, learning_rate=7e-4, epoch_seconds=1.0,
-                elapsed_seconds=float(epoch),
-                activation_means=[0.01 * layer for layer in range(LAYERS)],
-                activation_stds=[1.0 - 0.01 * layer for layer in range(LAYERS)],
-            ),
-        )  # fmt: skip
+        store.record_epoch(run_id, stand_in_epoch(epoch))
     return run_id
 
 

@@ -18,21 +18,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from backend.contract import DROPOUT_VARIANTS, VARIANT_NAMES, EpochMetrics  # noqa: E402
+from bench.common import say  # noqa: E402
 from worker.callbacks import BestWeightsKeeper  # noqa: E402
 from worker.checkpoints import EpochCheckpointer, read_checkpoint, restore  # noqa: E402
 from worker.variants import build_network, compile_network, make_optimizer  # noqa: E402
 
 EPOCHS = int(os.environ.get("BENCH_EPOCHS", "10"))
 
-
-def say(text: str) -> None:
-    sys.stdout.write(f"{text}\n")
-    sys.stdout.flush()
 
 
 def metrics(epoch: int) -> EpochMetrics:

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import httpx  # noqa: E402
 
-from backend.contract import BatchProgress, EpochMetrics, SeluSpec  # noqa: E402
+from backend.contract import BatchProgress, SeluSpec  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 from backend.store import RunStore  # noqa: E402
+from bench.common import say, stand_in_epoch  # noqa: E402
 from tests.support.processes import service_env, start_api, start_redis  # noqa: E402
 from tests.support.sse import open_event_stream, parse_events  # noqa: E402
 from worker.redis_reporter import RedisReporter  # noqa: E402
@@ -31,22 +31,8 @@ from worker.redis_reporter import RedisReporter  # noqa: E402
 EVENTS = int(os.environ.get("BENCH_EVENTS", "300"))
 CLIENTS = int(os.environ.get("BENCH_SSE_CLIENTS", "5"))
 PACE_SECONDS = 0.02
-# Twenty hidden layers, as in the chapter, so each event is as large as a real one.
-LAYERS = 20
 
 
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def epoch_metrics(epoch: int) -> EpochMetrics:
-    return EpochMetrics(
-        epoch=epoch, loss=1.0 / epoch, accuracy=0.5, val_loss=1.0 / epoch, val_accuracy=0.5,
-        learning_rate=7e-4, epoch_seconds=1.0, elapsed_seconds=float(epoch),
-        activation_means=[0.01 * layer for layer in range(LAYERS)],
-        activation_stds=[1.0 - 0.01 * layer for layer in range(LAYERS)],
-    )  # fmt: skip
 
 
 class Watcher(threading.Thread):
@@ -97,7 +83,7 @@ def main() -> int:
                 reporter.on_progress(BatchProgress(epoch=epoch, batches_done=1, batches_total=2))
                 time.sleep(PACE_SECONDS / 2)
                 sent[epoch] = time.perf_counter()
-                reporter.on_epoch(epoch_metrics(epoch))
+                reporter.on_epoch(stand_in_epoch(epoch))
                 time.sleep(PACE_SECONDS / 2)
         for watcher in watchers:
             watcher.join(30)

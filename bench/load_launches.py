@@ -30,19 +30,18 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import httpx  # noqa: E402
 
 from backend.contract import (  # noqa: E402
     EVENTS_KEY,
     TASK_QUEUE,
     BatchProgress,
-    EpochMetrics,
     RunStatus,
     SeluSpec,
 )
 from backend.settings import Settings  # noqa: E402
 from backend.store import RunStore  # noqa: E402
+from bench.common import say, stand_in_epoch  # noqa: E402
 from tests.support.processes import service_env, start_api, start_redis  # noqa: E402
 from tests.support.sse import parse_events  # noqa: E402
 
@@ -51,12 +50,7 @@ SSE_CLIENTS = int(os.environ.get("BENCH_SSE_CLIENTS", "100"))
 EPOCHS = int(os.environ.get("BENCH_EPOCHS", "30"))
 # A fast run: an epoch every 0.2 s, with a progress report in between.
 PACE_SECONDS = 0.1
-LAYERS = 20
 
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 async def launch_all_at_once(api_url: str, headers: dict[str, str]) -> tuple[list[str], float]:
@@ -98,14 +92,6 @@ def count_exactly_once(store: RunStore, run_ids: list[str]) -> tuple[int, int, i
     return runs_once, tasks_once, strays
 
 
-def epoch_metrics(epoch: int) -> EpochMetrics:
-    return EpochMetrics(
-        epoch=epoch, loss=1.0 / epoch, accuracy=0.5, val_loss=1.0 / epoch, val_accuracy=0.5,
-        learning_rate=7e-4, epoch_seconds=PACE_SECONDS * 2, elapsed_seconds=epoch * 0.2,
-        activation_means=[0.01 * layer for layer in range(LAYERS)],
-        activation_stds=[1.0 - 0.01 * layer for layer in range(LAYERS)],
-    )  # fmt: skip
-
 
 def play_run(store: RunStore, run_id: str, written: dict[int, float]) -> None:
     """What a worker writes for one run, paced like a fast one."""
@@ -117,7 +103,7 @@ def play_run(store: RunStore, run_id: str, written: dict[int, float]) -> None:
             )
             time.sleep(PACE_SECONDS / 2)
         written[epoch] = time.perf_counter()
-        store.record_epoch(run_id, epoch_metrics(epoch))
+        store.record_epoch(run_id, stand_in_epoch(epoch, PACE_SECONDS * 2))
         time.sleep(PACE_SECONDS / 2)
     store.finish_run(run_id, RunStatus.succeeded)
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench.common import say  # noqa: E402
 from worker.mc_dropout import SAMPLE_COUNTS, MonteCarloPredictor  # noqa: E402
 from worker.train import describe_device  # noqa: E402
 from worker.variants import build_network  # noqa: E402
@@ -31,10 +31,6 @@ SAMPLES = 100
 REPEATS = 3
 MATMUL_SIZE = 2048
 
-
-def say(text: str) -> None:
-    sys.stdout.write(f"{text}\n")
-    sys.stdout.flush()
 
 
 def dense_flops_per_row(layers: list[keras.layers.Layer]) -> int:

@@ -20,6 +20,9 @@ from pathlib import Path
 
 from playwright.sync_api import Route, sync_playwright
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import say  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FRONTEND_DIR = REPO_ROOT / "frontend"
 CHROMIUM = "/usr/bin/chromium"
@@ -73,11 +76,6 @@ MEASURE = """async ([runs, epochs]) => {
   return { promiseMs: drawn - started, paintedMs: painted - started, points, traceType };
 }"""
 
-
-def say(line: str) -> None:
-    """Benchmark output goes to stdout, one line at a time."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def plotly_bundle() -> Path:

@@ -23,11 +23,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import keras  # noqa: E402
 
 from backend.contract import EpochMetrics, SeluSpec  # noqa: E402
 from backend.settings import Settings  # noqa: E402
+from bench.common import say  # noqa: E402
 from worker import train  # noqa: E402
 from worker.data import ModelInputs, load_splits, prepare_inputs  # noqa: E402
 from worker.reporting import SilentReporter  # noqa: E402
@@ -37,10 +37,6 @@ EPOCHS = int(os.environ.get("BENCH_EPOCHS", "4"))
 SHARED_ARCHIVE = Path(__file__).resolve().parents[2] / "shared/datasets/cifar10-jpeg.tar.gz"
 WAIT_SECONDS = 3600
 
-
-def say(text: str) -> None:
-    sys.stdout.write(f"{text}\n")
-    sys.stdout.flush()
 
 
 class PlainFit(keras.callbacks.Callback):

@@ -29,11 +29,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import httpx  # noqa: E402
 import redis  # noqa: E402
 
 from backend.contract import run_metrics_key  # noqa: E402
+from bench.common import say  # noqa: E402
 from tests.support.processes import (  # noqa: E402
     service_env,
     start_api,
@@ -53,10 +53,6 @@ DEPTH = int(os.environ.get("BENCH_DEPTH", "20"))
 WIDTH = int(os.environ.get("BENCH_WIDTH", "100"))
 RUN_SECONDS = 900
 
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 class Watchers:

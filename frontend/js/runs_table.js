@@ -108,7 +108,7 @@ function buildRow(run, store, notify) {
     row.dataset.status = latest.status;
     nameText.textContent = label;
     detail.textContent = [latest.device, latest.worker].filter(Boolean).join(" · ");
-    errorText.textContent = latest.error || "";
+    errorText.textContent = latest.error || latest.note || "";
     cells.variant.textContent = latest.kind === "lr_finder"
       ? `${latest.variant} (range test)` : latest.variant;
     const cancelling = latest.cancel_requested && !FINISHED.has(latest.status);

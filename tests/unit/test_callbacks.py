@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from backend.contract import BatchProgress, EpochMetrics
+from tests.support.recording import RecordingReporter
 from worker.callbacks import (
     BestWeightsKeeper,
     CancelAndProgress,
@@ -17,27 +17,6 @@ from worker.callbacks import (
     one_cycle_learning_rate,
 )
 from worker.variants import build_network, compile_network, make_optimizer
-
-
-class RecordingReporter:
-    def __init__(self, cancel_after_batches: int | None = None) -> None:
-        self.epochs: list[EpochMetrics] = []
-        self.progress: list[BatchProgress] = []
-        self.cancel_checks = 0
-        self.cancel_after_batches = cancel_after_batches
-
-    def on_epoch(self, metrics: EpochMetrics) -> None:
-        self.epochs.append(metrics)
-
-    def on_progress(self, progress: BatchProgress) -> None:
-        self.progress.append(progress)
-
-    def cancel_requested(self) -> bool:
-        self.cancel_checks += 1
-        return (
-            self.cancel_after_batches is not None
-            and self.cancel_checks > self.cancel_after_batches
-        )
 
 
 class FakeClock:

@@ -11,35 +11,14 @@ import pytest
 
 from backend.contract import (
     AlphaDropoutSpec,
-    BatchProgress,
     EpochMetrics,
     OneCycleSpec,
     SeluSpec,
 )
 from backend.settings import Settings
+from tests.support.recording import RecordingReporter
 from worker import train
 from worker.train import describe_device, run
-
-
-class RecordingReporter:
-    def __init__(self, cancel_after_batches: int | None = None) -> None:
-        self.epochs: list[EpochMetrics] = []
-        self.progress: list[BatchProgress] = []
-        self.cancel_checks = 0
-        self.cancel_after_batches = cancel_after_batches
-
-    def on_epoch(self, metrics: EpochMetrics) -> None:
-        self.epochs.append(metrics)
-
-    def on_progress(self, progress: BatchProgress) -> None:
-        self.progress.append(progress)
-
-    def cancel_requested(self) -> bool:
-        self.cancel_checks += 1
-        return (
-            self.cancel_after_batches is not None
-            and self.cancel_checks > self.cancel_after_batches
-        )
 
 
 @pytest.fixture

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from backend.contract import RunStatus, run_metrics_key
+from backend.contract import run_metrics_key
 from backend.store import RunStore
 from tests.support.specs import SMALL_NET
-from tests.support.sse import SseEvent, open_event_stream, parse_events
+from tests.support.sse import SseEvent, open_event_stream, read_until, run_finished
 from tests.support.stack import Stack
 
 EPOCHS = 3
@@ -26,32 +24,6 @@ class WatchedRun:
     run_id: str
     events: list[SseEvent]
     view: dict
-
-
-def read_until(
-    lines: Iterator[str], stop: Callable[[SseEvent], bool], seconds: float = WATCH_SECONDS
-) -> list[SseEvent]:
-    """Events of an open stream until stop(event) is true for one; comments are skipped."""
-    received: list[SseEvent] = []
-    deadline = time.monotonic() + seconds
-    for event in parse_events(lines):
-        if event is not None:
-            received.append(event)
-            if stop(event):
-                return received
-        if time.monotonic() > deadline:
-            break
-    raise AssertionError(f"The stream ended or stalled after {len(received)} events.")
-
-
-def finished_run_event(run_id: str) -> Callable[[SseEvent], bool]:
-    def is_final(event: SseEvent) -> bool:
-        if event.type != "run":
-            return False
-        view = event.json()
-        return view["id"] == run_id and RunStatus(view["status"]).finished
-
-    return is_final
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +38,7 @@ def watched_run(stack: Stack, api: httpx.Client) -> WatchedRun:
             lines = response.iter_lines()
             assert next(lines).startswith("retry:")
             run_id = api.post("/api/runs", json={**spec, "name": "watched"}).json()["id"]
-            events = read_until(lines, finished_run_event(run_id))
+            events = read_until(lines, run_finished(run_id), WATCH_SECONDS)
     return WatchedRun(run_id, events, api.get(f"/api/runs/{run_id}").json())
 
 

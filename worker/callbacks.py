@@ -13,7 +13,11 @@ import numpy as np
 from backend.contract import BatchProgress, EpochMetrics
 from worker.checkpoints import TrainingState
 from worker.reporting import TrainingReporter
-from worker.variants import hidden_activation_outputs
+from worker.variants import (
+    ONE_CYCLE_MOMENTUM_HIGH,
+    ONE_CYCLE_MOMENTUM_LOW,
+    hidden_activation_outputs,
+)
 
 Clock = Callable[[], float]
 
@@ -206,41 +210,79 @@ def current_learning_rate(model: keras.Model) -> float:
     return float(model.optimizer.learning_rate.numpy())
 
 
+# The 1cycle phases as fractions of the schedule: the learning rate rises until RISE_END, falls
+# back until FALL_END, then is annealed; the momentum mirrors the rise and fall, then stays high.
+RISE_END, FALL_END = 0.45, 0.90
+
+
+def _one_cycle_position(step: int, total_steps: int) -> float:
+    if total_steps < 1:
+        raise ValueError(f"A 1cycle schedule needs at least one step; got {total_steps}.")
+    last = max(total_steps - 1, 1)
+    return min(max(step, 0), last) / last
+
+
 def one_cycle_learning_rate(step: int, total_steps: int, peak: float) -> float:
     """The 1cycle rate at a batch index: up from peak/10 to peak over the first 45% of the
     steps, back down to peak/10 over the next 45%, then annealed to peak/1000 at the last step."""
-    if total_steps < 1:
-        raise ValueError(f"A 1cycle schedule needs at least one step; got {total_steps}.")
+    position = _one_cycle_position(step, total_steps)
     start, final = peak / 10, peak / 1000
-    last = max(total_steps - 1, 1)
-    position = min(max(step, 0), last) / last
-    rise_end, fall_end = 0.45, 0.90
-    if position <= rise_end:
-        return start + (peak - start) * position / rise_end
-    if position <= fall_end:
-        return peak + (start - peak) * (position - rise_end) / (fall_end - rise_end)
-    return start + (final - start) * (position - fall_end) / (1.0 - fall_end)
+    if position <= RISE_END:
+        return start + (peak - start) * position / RISE_END
+    if position <= FALL_END:
+        return peak + (start - peak) * (position - RISE_END) / (FALL_END - RISE_END)
+    return start + (final - start) * (position - FALL_END) / (1.0 - FALL_END)
+
+
+def one_cycle_momentum(step: int, total_steps: int, high: float, low: float) -> float:
+    """The 1cycle momentum at a batch index: down from ``high`` to ``low`` while the rate
+    rises, back up to ``high`` while it falls, then held at ``high`` for the annealing."""
+    position = _one_cycle_position(step, total_steps)
+    if position <= RISE_END:
+        return high + (low - high) * position / RISE_END
+    if position <= FALL_END:
+        return low + (high - low) * (position - RISE_END) / (FALL_END - RISE_END)
+    return high
 
 
 class OneCycleScheduler(keras.callbacks.Callback):
-    """Sets the optimizer's learning rate before every batch from the 1cycle schedule.
+    """Sets the optimizer's learning rate and momentum before every batch from the 1cycle schedule.
 
     The position is the optimizer's own step count, read once when training begins, so a
     run resumed from a checkpoint (which restores that count) carries on where it was.
+    The momentum is cycled when the optimizer keeps it in a variable (CycledMomentumSGD).
     """
 
-    def __init__(self, total_steps: int, peak_learning_rate: float) -> None:
+    def __init__(
+        self,
+        total_steps: int,
+        peak_learning_rate: float,
+        momentum_range: tuple[float, float] = (ONE_CYCLE_MOMENTUM_LOW, ONE_CYCLE_MOMENTUM_HIGH),
+    ) -> None:
         super().__init__()
         if total_steps < 1:
             raise ValueError(f"A 1cycle schedule needs at least one step; got {total_steps}.")
         self.total_steps = total_steps
         self.peak_learning_rate = peak_learning_rate
+        self.low_momentum, self.high_momentum = momentum_range
         self.step = 0
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.step = int(self.model.optimizer.iterations.numpy())
+        optimizer = self.model.optimizer
+        # Keras builds the optimizer inside the first step; the first batch needs its variables.
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.step = int(optimizer.iterations.numpy())
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        optimizer = self.model.optimizer
         rate = one_cycle_learning_rate(self.step, self.total_steps, self.peak_learning_rate)
-        self.model.optimizer.learning_rate.assign(rate)
+        optimizer.learning_rate.assign(rate)
+        momentum_variable = getattr(optimizer, "momentum_variable", None)
+        if momentum_variable is not None:
+            momentum_variable.assign(
+                one_cycle_momentum(
+                    self.step, self.total_steps, self.high_momentum, self.low_momentum
+                )
+            )
         self.step += 1

@@ -6,6 +6,8 @@ so that the activation probe and the tests find the hidden layers without knowin
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from backend.contract import DROPOUT_VARIANTS, VARIANT_NAMES
@@ -16,8 +18,9 @@ NUM_CLASSES = 10
 # The SELU family needs standardized inputs to self-normalize; the ELU nets are fed [0, 1] pixels.
 STANDARDIZED_VARIANTS: frozenset[str] = frozenset({"selu", "alpha_dropout", "onecycle"})
 
-# SGD momentum for the 1cycle variant; the schedule drives the learning rate only.
-ONE_CYCLE_MOMENTUM = 0.9
+# The 1cycle momentum range: high while the learning rate is low, low while it peaks.
+ONE_CYCLE_MOMENTUM_HIGH = 0.95
+ONE_CYCLE_MOMENTUM_LOW = 0.85
 
 
 def uses_standardized_inputs(variant: str) -> bool:
@@ -71,16 +74,50 @@ def _hidden_block(variant: str, index: int, width: int) -> list[keras.layers.Lay
     ]
 
 
-def make_optimizer(variant: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """Nadam for the early-stopped variants; SGD with momentum for 1cycle.
+class CycledMomentumSGD(keras.optimizers.SGD):
+    """SGD with momentum held in a variable, so that the 1cycle schedule can change it per batch.
 
-    For 1cycle, ``learning_rate`` is only the starting value: a callback sets it every batch.
+    Keras' SGD reads ``momentum`` as a Python number, which a compiled train step freezes at
+    its first value; a variable is read afresh at every step, with or without XLA.
+    """
+
+    def __init__(self, learning_rate: float, momentum: float, **kwargs: Any) -> None:
+        if not 0 < momentum < 1:
+            raise ValueError(f"The momentum must lie between 0 and 1; got {momentum}.")
+        super().__init__(learning_rate=learning_rate, momentum=momentum, **kwargs)
+        self.momentum_variable: keras.Variable | None = None
+
+    def build(self, variables: list[keras.Variable]) -> None:
+        if self.built:
+            return
+        super().build(variables)
+        self.momentum_variable = self.add_variable(
+            shape=(),
+            initializer=keras.initializers.Constant(self.momentum),
+            name="cycled_momentum",
+        )
+
+    def update_step(self, gradient: Any, variable: keras.Variable, learning_rate: Any) -> None:
+        assert self.momentum_variable is not None, "build() creates the momentum variable"
+        learning_rate = keras.ops.cast(learning_rate, variable.dtype)
+        gradient = keras.ops.cast(gradient, variable.dtype)
+        momentum = keras.ops.cast(self.momentum_variable, variable.dtype)
+        velocity = self.momentums[self._get_variable_index(variable)]
+        self.assign(velocity, velocity * momentum - gradient * learning_rate)
+        self.assign_add(variable, velocity)
+
+
+def make_optimizer(variant: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """Nadam for the early-stopped variants; SGD with cycled momentum for 1cycle.
+
+    For 1cycle, ``learning_rate`` and the momentum are only starting values: a callback sets
+    both every batch.
     """
     _check_variant(variant)
     if learning_rate <= 0:
         raise ValueError(f"The learning rate must be positive; got {learning_rate}.")
     if variant == "onecycle":
-        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=ONE_CYCLE_MOMENTUM)
+        return CycledMomentumSGD(learning_rate=learning_rate, momentum=ONE_CYCLE_MOMENTUM_HIGH)
     return keras.optimizers.Nadam(learning_rate=learning_rate)
 
 

@@ -15,6 +15,7 @@ from worker.callbacks import (
     EpochReporter,
     OneCycleScheduler,
     one_cycle_learning_rate,
+    one_cycle_momentum,
 )
 from worker.variants import build_network, compile_network, make_optimizer
 
@@ -61,6 +62,49 @@ def test_one_cycle_scheduler_drives_the_optimizer_every_batch() -> None:
     network.fit(images, labels, batch_size=10, epochs=2, callbacks=[scheduler], verbose=0)
     assert scheduler.step == steps
     assert float(network.optimizer.learning_rate) == pytest.approx(0.02 / 1000)
+    assert float(network.optimizer.momentum_variable) == pytest.approx(0.95)
+
+
+def test_one_cycle_momentum_mirrors_the_learning_rate() -> None:
+    total, peak = 1000, 0.05
+    rates = np.array([one_cycle_learning_rate(step, total, peak) for step in range(total)])
+    momenta = np.array([one_cycle_momentum(step, total, 0.95, 0.85) for step in range(total)])
+    assert momenta[0] == pytest.approx(0.95) and momenta[-1] == pytest.approx(0.95)
+    assert momenta.min() == pytest.approx(0.85, abs=1e-3)
+    assert int(np.argmin(momenta)) == int(np.argmax(rates))
+    cycle = slice(0, int(0.9 * (total - 1)))
+    # While the rate rises the momentum falls, and the other way round.
+    assert np.all(np.sign(np.diff(rates[cycle])) == -np.sign(np.diff(momenta[cycle])))
+    assert np.all(momenta[int(0.9 * total) + 1 :] == pytest.approx(0.95))
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_the_compiled_step_uses_the_momentum_set_between_batches(jit_compile: bool) -> None:
+    """Setting the momentum must change training; a frozen Python number would not."""
+
+    class HoldMomentum(keras.callbacks.Callback):
+        def __init__(self, value: float) -> None:
+            super().__init__()
+            self.value = value
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.model.optimizer.build(self.model.trainable_variables)
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            self.model.optimizer.momentum_variable.assign(self.value)
+
+    images, labels = tiny_data(40, seed=2)
+    final_weights = []
+    for momentum in (0.0, 0.9):
+        keras.utils.set_random_seed(3)
+        network = build_network("onecycle", depth=2, width=8, dropout_rate=0.0)
+        compile_network(network, make_optimizer("onecycle", 0.05), jit_compile=jit_compile)
+        network.fit(
+            images, labels, batch_size=10, epochs=1, shuffle=False,
+            callbacks=[HoldMomentum(momentum)], verbose=0,
+        )  # fmt: skip
+        final_weights.append(network.get_weights()[0])
+    assert not np.allclose(final_weights[0], final_weights[1])
 
 
 def test_best_weights_keeper_stops_after_patience_and_restores_the_best_epoch() -> None:

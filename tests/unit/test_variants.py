@@ -6,6 +6,7 @@ import keras
 import pytest
 
 from worker.variants import (
+    CycledMomentumSGD,
     build_network,
     hidden_activation_outputs,
     make_optimizer,
@@ -90,7 +91,7 @@ def test_depth_and_width_are_parameters_and_the_output_comes_once_after_the_loop
         ("batchnorm", keras.optimizers.Nadam),
         ("selu", keras.optimizers.Nadam),
         ("alpha_dropout", keras.optimizers.Nadam),
-        ("onecycle", keras.optimizers.SGD),
+        ("onecycle", CycledMomentumSGD),
     ],
 )
 def test_optimizer_kind_and_rate(variant: str, optimizer_class: type) -> None:
@@ -114,3 +115,5 @@ def test_bad_variant_and_shapes_are_refused_with_a_sentence() -> None:
         build_network("selu", depth=0, width=4)
     with pytest.raises(ValueError, match="must be positive"):
         make_optimizer("selu", 0.0)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        CycledMomentumSGD(learning_rate=0.01, momentum=1.5)

@@ -3,6 +3,7 @@
 The service is the one at CURVELAB_HOST:CURVELAB_PORT; when nothing answers
 there, this script starts `make run`'s stack itself and stops it at the end.
 Progress is printed while the runs train, since the whole set takes hours on a CPU.
+A run already stored with the same spec is reused, so an interrupted `make results` resumes.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from backend.contract import VARIANT_NAMES, EpochMetrics, RunSummary
+from backend.contract import SPEC_CLASSES, VARIANT_NAMES, EpochMetrics, RunSummary
 from backend.settings import get_settings
 from scripts.results_plots import plot_mc_dropout, plot_overlay
 from scripts.results_report import FinishedRun, render_markdown
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+REUSABLE_STATUSES = ("queued", "running", "succeeded")
 
 
 def _service_up(client: httpx.Client) -> bool:
@@ -40,13 +43,40 @@ def _start_stack(client: httpx.Client) -> subprocess.Popen[bytes]:
     return stack
 
 
-def _launch(client: httpx.Client, variants: list[str], dataset: str) -> dict[str, str]:
+def results_run_spec(variant: str, dataset: str) -> dict[str, Any]:
+    """The spec `make results` trains a variant with: its defaults, on the chosen dataset."""
+    spec = SPEC_CLASSES[variant](dataset=dataset, name=f"results: {variant}")
+    return spec.model_dump(mode="json")
+
+
+def reusable_run(runs: list[dict[str, Any]], spec: dict[str, Any]) -> str | None:
+    """The newest stored run with exactly this spec that finished well or is still under way.
+
+    Reusing it means an interrupted `make results` picks up where it was instead of
+    training hours again; a failed or cancelled run is trained again.
+    """
+    for run in runs:  # the API lists the newest first
+        if run["kind"] == "train" and run["spec"] == spec and run["status"] in REUSABLE_STATUSES:
+            return str(run["id"])
+    return None
+
+
+def _launch(
+    client: httpx.Client, variants: list[str], dataset: str, fresh: bool
+) -> dict[str, str]:
+    stored = [] if fresh else client.get("/api/runs").json()["runs"]
     run_ids = {}
     for variant in variants:
-        body = {"variant": variant, "dataset": dataset, "name": f"results: {variant}"}
-        response = client.post("/api/runs", json=body)
-        response.raise_for_status()
-        run_ids[variant] = response.json()["id"]
+        spec = results_run_spec(variant, dataset)
+        run_id = reusable_run(stored, spec)
+        if run_id is None:
+            response = client.post("/api/runs", json=spec)
+            response.raise_for_status()
+            run_id = response.json()["id"]
+            sys.stdout.write(f"Launched {variant} as run {run_id}\n")
+        else:
+            sys.stdout.write(f"Reusing run {run_id} for {variant}; pass --fresh to train anew\n")
+        run_ids[variant] = run_id
     return run_ids
 
 
@@ -88,6 +118,9 @@ def main() -> int:
     parser.add_argument("--dataset", default="cifar10", choices=["cifar10", "synthetic"])
     parser.add_argument("--poll-seconds", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=DOCS)
+    parser.add_argument(
+        "--fresh", action="store_true", help="Train every variant anew instead of reusing runs."
+    )
     arguments = parser.parse_args()
     settings = get_settings()
     if arguments.dataset == "cifar10" and settings.cifar10_path is None:
@@ -105,7 +138,7 @@ def main() -> int:
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
         stack = None if _service_up(client) else _start_stack(client)
         try:
-            run_ids = _launch(client, arguments.variants, arguments.dataset)
+            run_ids = _launch(client, arguments.variants, arguments.dataset, arguments.fresh)
             runs = _collect(client, _wait(client, run_ids, arguments.poll_seconds))
         finally:
             if stack is not None:

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from functools import lru_cache
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -205,6 +206,7 @@ def install_access(app: FastAPI, settings: Settings) -> None:
         app.add_middleware(LoopbackOnly)
     else:
         app.add_middleware(TokenGuard, token=settings.api_token.get_secret_value())
+        _document_token(app)
     if settings.cors_origins:
         if "*" in settings.cors_origins:
             raise ValueError(
@@ -219,6 +221,42 @@ def install_access(app: FastAPI, settings: Settings) -> None:
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
             max_age=600,
         )
+
+
+def _document_token(app: FastAPI) -> None:
+    """Declares the token in the OpenAPI schema, so /docs offers an Authorize button.
+
+    The guard is a middleware FastAPI cannot see, so the schema is amended once generated:
+    every operation outside the public paths takes the bearer header or the session cookie.
+    """
+    generate = app.openapi
+
+    def openapi_with_token() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "apiToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The CURVELAB_API_TOKEN the server was started with.",
+            },
+            "sessionCookie": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": SESSION_COOKIE,
+                "description": "Set by POST /api/session; what the dashboard's live view uses.",
+            },
+        }
+        for path, operations in schema.get("paths", {}).items():
+            if is_public(path):
+                continue
+            for operation in operations.values():
+                operation["security"] = [{"apiToken": []}, {"sessionCookie": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi_with_token  # type: ignore[method-assign]
 
 
 def announce_access(settings: Settings) -> None:

@@ -94,6 +94,23 @@ def test_the_page_its_assets_and_health_need_no_token(token_client: TestClient, 
     assert token_client.get(path).status_code == 200
 
 
+def test_openapi_declares_the_token_on_protected_routes_only(token_client: TestClient) -> None:
+    schema = token_client.get("/openapi.json").json()
+
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["apiToken"] == {**schemes["apiToken"], "type": "http", "scheme": "bearer"}
+    assert schemes["sessionCookie"]["in"] == "cookie"
+    launch = schema["paths"]["/api/runs"]["post"]
+    assert {"apiToken": []} in launch["security"]
+    assert "security" not in schema["paths"]["/api/health"]["get"]
+    assert token_client.get("/docs").status_code == 200
+
+
+def test_without_a_token_openapi_declares_no_security(idle_client: TestClient) -> None:
+    schema = idle_client.get("/openapi.json").json()
+    assert "securitySchemes" not in schema.get("components", {})
+
+
 def test_a_session_cookie_is_set_only_for_the_bearer_token(token_client: TestClient) -> None:
     assert token_client.post("/api/session").status_code == 401
     refused = token_client.post("/api/session", headers={"Authorization": "Bearer guessed"})

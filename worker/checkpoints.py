@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 import uuid
@@ -119,6 +120,7 @@ def write_checkpoint(run_folder: Path, checkpoint: Checkpoint) -> Path | None:
         (temporary / "layout.json").write_text(json.dumps(metadata))
         # The state file goes last: a folder is a checkpoint only once it has one.
         (temporary / STATE_FILE).write_text(checkpoint.state.to_json())
+        _sync_files_and_folder(temporary)
         target = run_folder / f"{EPOCH_FOLDER_PREFIX}{epoch:06d}"
         if target.exists():
             # The same epoch again: the newer write replaces it (a rename keeps that atomic).
@@ -133,6 +135,8 @@ def write_checkpoint(run_folder: Path, checkpoint: Checkpoint) -> Path | None:
         except OSError:
             # Another writer put the same epoch in place at this moment; theirs stands.
             return None
+        # The rename reaches the disk before the older checkpoints are removed below.
+        _sync_folder(run_folder)
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
@@ -140,6 +144,23 @@ def write_checkpoint(run_folder: Path, checkpoint: Checkpoint) -> Path | None:
         if older_epoch < epoch:
             shutil.rmtree(older, ignore_errors=True)
     return target
+
+
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _sync_files_and_folder(folder: Path) -> None:
+    """Forces the folder's files and entries to disk, so a power loss cannot leave a
+    checkpoint whose state file exists but whose variables were still in the page cache."""
+    for path in folder.iterdir():
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+    _sync_folder(folder)
 
 
 def _write_best_weights(

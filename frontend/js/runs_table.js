@@ -63,6 +63,17 @@ function timeText(run) {
   return left === null ? "estimating…" : `at most ${formatDuration(left)}`;
 }
 
+// How often the run was taken up again from a checkpoint and how many workers it lost, so
+// that a run whose timings were interrupted says so.
+function historyText(run) {
+  const parts = [];
+  if (run.resumes) parts.push(`resumed ${run.resumes}×`);
+  if (run.worker_losses) {
+    parts.push(`${run.worker_losses} worker${run.worker_losses === 1 ? "" : "s"} lost`);
+  }
+  return parts.join(" · ");
+}
+
 function buildRow(run, store, notify) {
   const checkbox = element("input", { type: "checkbox", className: "show-run",
     onchange: () => store.toggleSelected(run.id, checkbox.checked) });
@@ -70,6 +81,7 @@ function buildRow(run, store, notify) {
   const detail = element("small", { className: "run-detail" });
   const errorText = element("small", { className: "run-error" });
   const status = element("span", { className: "status" });
+  const history = element("small", { className: "run-history" });
   const bar = element("div", { className: "bar" });
   const meter = element("div", { className: "meter", role: "progressbar",
     "aria-valuemin": 0, "aria-valuemax": 100 }, [bar]);
@@ -78,7 +90,7 @@ function buildRow(run, store, notify) {
     show: element("td", { className: "show" }, [checkbox]),
     name: element("td", { className: "name" }, [nameText, detail, errorText]),
     variant: element("td", { className: "variant" }),
-    status: element("td", { className: "status-cell" }, [status]),
+    status: element("td", { className: "status-cell" }, [status, history]),
     progress: element("td", { className: "progress" }, [meter, progressLabel]),
     timeLeft: element("td", { className: "time-left" }),
     best: element("td", { className: "best" }),
@@ -114,6 +126,7 @@ function buildRow(run, store, notify) {
     const cancelling = latest.cancel_requested && !FINISHED.has(latest.status);
     status.textContent = cancelling ? "cancelling…" : latest.status;
     status.className = `status status-${latest.status}`;
+    history.textContent = historyText(latest);
     const fraction = progressFraction(latest);
     bar.style.width = `${(fraction * 100).toFixed(1)}%`;
     meter.setAttribute("aria-valuenow", (fraction * 100).toFixed(0));

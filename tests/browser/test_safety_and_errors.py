@@ -5,7 +5,10 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import expect
 
+from backend.contract import run_key
 from tests.browser.dashboard import SMALL_NET, Dashboard
+from tests.support.stack import Stack
+from tests.support.waiting import wait_for_run
 
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 
@@ -45,3 +48,24 @@ def test_a_refused_parameter_shows_the_server_message_next_to_it_and_starts_noth
     dashboard.set_field("max_epochs", "1")
     dashboard.page.locator("#field-max_epochs").press("Enter")
     expect(learning_rate_error).to_be_empty()
+
+
+def test_a_run_that_lost_workers_says_so_in_its_row(
+    dashboard: Dashboard, api: httpx.Client, browser_stack: Stack
+) -> None:
+    small = {key: int(value) if value.isdigit() else value for key, value in SMALL_NET.items()}
+    run_id = api.post("/api/runs", json={**small, "variant": "selu", "max_epochs": 1}).json()["id"]
+    wait_for_run(api, run_id, timeout=300)
+    client = browser_stack.redis.client()
+    try:
+        # The counts the leases write when a worker is lost and its run is taken up again.
+        client.hset(run_key(run_id), mapping={"resumes": 2, "worker_losses": 1})
+    finally:
+        client.close()
+
+    dashboard.open()
+
+    expect(dashboard.row(run_id).locator(".run-history")).to_have_text("resumed 2× · 1 worker lost")
+    histories = dashboard.page.locator("#runs-table .run-history").all_text_contents()
+    # Runs that never lost a worker show nothing there.
+    assert [text for text in histories if text] == ["resumed 2× · 1 worker lost"]

@@ -70,3 +70,11 @@ def idle_client(idle_settings: Settings) -> Iterator[TestClient]:
     """The API in-process against the idle server: REST behaviour without training."""
     with TestClient(create_app(idle_settings)) as client:
         yield client
+
+
+@pytest.fixture
+def idle_store(idle_settings: Settings) -> Iterator[RunStore]:
+    """The RunStore on the idle server, for setting up and checking state behind the API."""
+    run_store = RunStore.from_settings(idle_settings)
+    yield run_store
+    run_store.close()

@@ -22,6 +22,7 @@ from backend.body_limit import BodySizeLimit
 from backend.event_hub import EventHub
 from backend.event_log import EventLog
 from backend.queue import TaskQueue
+from backend.reaper import PeriodicSweep, Reaper
 from backend.routes import events, frontend, meta, runs, session
 from backend.run_reader import RunReader
 from backend.settings import Settings, get_settings
@@ -49,10 +50,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.event_log = EventLog(async_client)
         app.state.event_hub = EventHub(app.state.event_log)
         app.state.reader = RunReader(async_client)
+        sweep = PeriodicSweep(Reaper(app.state.store, settings), settings.heartbeat_seconds)
+        sweep.start()
         announce_access(settings)
         try:
             yield
         finally:
+            await sweep.stop()
             await app.state.event_hub.close()
             await app.state.event_log.close()
             app.state.store.close()

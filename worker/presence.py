@@ -1,6 +1,6 @@
 """A worker's life signs: a heartbeat in Redis while it lives, a flag when told to stop.
 
-The same heartbeat thread sweeps for runs of lost workers (worker/reaper.py), so as long as
+The same heartbeat thread sweeps for runs of lost workers (backend/reaper.py), so as long as
 one worker lives, no run stays `running` after its worker is gone.
 """
 
@@ -11,9 +11,9 @@ import threading
 
 import redis
 
+from backend.reaper import Reaper
 from backend.settings import Settings
 from backend.store import RunStore
-from worker.reaper import Reaper
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from backend.contract import TASK_NAME, LrFinderSpec, RunKind, RunStatus
+from backend.reaper import send_requeued
 from backend.run_files import checkpoint_dir, remove_checkpoint
 from backend.settings import Settings, get_settings
 from backend.store import Lease, RunStore
@@ -22,7 +23,6 @@ from worker.checkpoints import latest_epoch
 from worker.data_sources import DatasetError
 from worker.leases import LeaseKeeper
 from worker.presence import worker_stopping
-from worker.reaper import send_requeued
 from worker.redis_reporter import RedisReporter
 from worker.redis_retry import retry_while_redis_is_away
 

@@ -8,12 +8,12 @@ import json
 import time
 
 from backend.contract import TASK_NAME, TASK_QUEUE, EpochMetrics, RunStatus, SeluSpec
+from backend.reaper import Reaper
 from backend.run_files import checkpoint_dir
 from backend.run_leases import Lease
 from backend.settings import Settings
 from backend.store import RunStore
 from worker.leases import LeaseKeeper
-from worker.reaper import Reaper
 from worker.redis_reporter import RedisReporter
 
 

@@ -1,6 +1,8 @@
-"""Puts runs whose worker went silent back in the queue, from every live worker.
+"""Puts runs whose worker went silent back in the queue, from every live worker and the API.
 
-Each worker's presence heartbeat calls sweep(): a run whose lease expired (its worker was
+Each worker's presence heartbeat calls sweep(), and so does the API on the same period, so a
+run whose worker died is not shown `running` while no worker at all is alive to sweep: a
+run whose lease expired (its worker was
 killed, froze, or its machine vanished) is queued again to resume from its checkpoint, or
 failed with "worker lost" after settings.max_worker_losses losses. Each run is decided in
 one WATCH/MULTI transaction, so when several workers sweep at once only one of them wins.
@@ -11,8 +13,12 @@ the run's lease or status makes the worker skip it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from functools import lru_cache
+
+import redis
 
 from backend.contract import RunStatus
 from backend.queue import TaskQueue
@@ -63,3 +69,32 @@ class Reaper:
             except Exception as error:  # the broker's errors are kombu's, not redis-py's
                 logger.warning("Could not send run %s back to the queue yet: %s", run_id, error)
         return outcome
+
+
+class PeriodicSweep:
+    """The API's sweeping: reaper.sweep() in a thread every interval, until stopped."""
+
+    def __init__(self, reaper: Reaper, interval_seconds: float) -> None:
+        self._reaper = reaper
+        self._interval = interval_seconds
+        self._stopped = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._sweep_until_stopped(), name="curvelab-reaper")
+
+    async def stop(self) -> None:
+        """Lets a sweep in progress finish, so that it never outlives the store it uses."""
+        self._stopped.set()
+        if self._task is not None:
+            await self._task
+
+    async def _sweep_until_stopped(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                await asyncio.to_thread(self._reaper.sweep)
+            except redis.RedisError as error:
+                # Redis may be restarting; the next sweep tries again.
+                logger.warning("Sweep for runs of lost workers failed: %s", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), self._interval)

@@ -60,7 +60,8 @@ class BaselineSpec(_SpecBase, _EarlyStopping):
 
 
 class BatchNormSpec(_SpecBase, _EarlyStopping):
-    """Dense (He normal), BatchNormalization, then ELU in every hidden layer."""
+    """BatchNormalization of the inputs, then Dense (He normal, no bias), BatchNormalization
+    and ELU in every hidden layer."""
 
     model_config = _STRICT
     variant: Literal["batchnorm"] = "batchnorm"

@@ -39,13 +39,18 @@ def test_baseline_is_twenty_he_normal_elu_dense_layers_then_softmax() -> None:
     assert output.units == 10 and output.activation is keras.activations.softmax
 
 
-def test_batchnorm_puts_normalization_between_dense_and_elu_in_every_hidden_layer() -> None:
+def test_batchnorm_normalizes_the_inputs_then_sits_between_dense_and_elu_in_every_layer() -> None:
     network = build_network("batchnorm", depth=20, width=100)
-    expected = ["Flatten"] + ["Dense", "BatchNormalization", "Activation"] * 20 + ["Dense"]
+    expected = (
+        ["Flatten", "BatchNormalization"]
+        + ["Dense", "BatchNormalization", "Activation"] * 20
+        + ["Dense"]
+    )
     assert kinds(network) == expected
     for layer in hidden_dense_layers(network):
         assert initializer_name(layer) == "HeNormal"
         assert layer.activation is keras.activations.linear
+        assert not layer.use_bias, "BatchNormalization's offset replaces the bias"
     activations = [layer for layer in network.layers if isinstance(layer, keras.layers.Activation)]
     assert all(layer.activation is keras.activations.elu for layer in activations)
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from backend.contract import EpochMetrics, RunSummary
-from scripts.results_report import FinishedRun, batchnorm_answers, render_markdown, selu_answer
+from scripts.results_report import (
+    FinishedRun,
+    batchnorm_answers,
+    onecycle_answer,
+    render_markdown,
+    selu_against_batchnorm,
+    selu_answer,
+)
 
 
 def _epochs(accuracies: list[float], seconds_per_epoch: float, spread: float) -> list[EpochMetrics]:
@@ -73,3 +80,24 @@ def test_markdown_has_a_row_per_run_and_marks_unfinished_ones():
     assert "| baseline (He + ELU) | succeeded | 40.0% (2) | 39.0% | 1.0 | 2 s |" in page
     assert "| SELU | failed | – |" in page
     assert "SELU: not answered, activation statistics are missing." in page
+
+
+def test_selu_is_compared_with_batchnorm_on_accuracy_and_speed():
+    batchnorm = _run("batchnorm", [0.42, 0.50], seconds=3.0, spread=0.1)
+    (better,) = selu_against_batchnorm(_run("selu", [0.45, 0.52], 2.0, 0.1), batchnorm)
+    assert "gives a better model: 52.0% best validation accuracy (epoch 2) against 50.0%" in better
+    assert "2.0 s per epoch against 3.0 s" in better
+    (worse,) = selu_against_batchnorm(_run("selu", [0.40, 0.45], 2.0, 0.1), batchnorm)
+    assert "no better model" in worse
+
+
+def test_onecycle_answer_compares_time_and_accuracy_with_the_nadam_run():
+    nadam = _run("alpha_dropout", [0.40, 0.45, 0.48, 0.47], seconds=5.0, spread=0.1)
+    quick = _run("onecycle", [0.35, 0.49, 0.52], seconds=2.0, spread=0.1)
+    (answer,) = onecycle_answer(quick, nadam)
+    assert "In 3 epochs and 6 s in all (the Nadam run took 4 epochs and 20 s)" in answer
+    assert "best validation accuracy (48.0%) after 4 s against 15 s" in answer
+    assert "gives a better model: 52.0% against 48.0%" in answer
+    (slow,) = onecycle_answer(_run("onecycle", [0.30, 0.40], 2.0, 0.1), nadam)
+    assert "never reached the Nadam run's best validation accuracy (48.0%)" in slow
+    assert "no better model" in slow

@@ -21,9 +21,11 @@ from backend.contract import SPEC_CLASSES, VARIANT_NAMES, EpochMetrics, RunSumma
 from backend.settings import get_settings
 from scripts.results_plots import plot_mc_dropout, plot_overlay
 from scripts.results_report import FinishedRun, render_markdown
+from scripts.results_screenshot import screenshot_dashboard
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 REUSABLE_STATUSES = ("queued", "running", "succeeded")
+DASHBOARD_PICTURE = "results-dashboard.png"
 
 
 def _service_up(client: httpx.Client) -> bool:
@@ -135,23 +137,32 @@ def main() -> int:
         if settings.api_token
         else {}
     )
+    arguments.out.mkdir(parents=True, exist_ok=True)
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
         stack = None if _service_up(client) else _start_stack(client)
         try:
             run_ids = _launch(client, arguments.variants, arguments.dataset, arguments.fresh)
             runs = _collect(client, _wait(client, run_ids, arguments.poll_seconds))
+            problem = screenshot_dashboard(
+                base_url,
+                {run.run_id: len(run.epochs) for run in runs if run.epochs},
+                arguments.out / DASHBOARD_PICTURE,
+                settings.api_token.get_secret_value() if settings.api_token else None,
+            )
+            if problem:
+                sys.stderr.write(problem + "\n")
         finally:
             if stack is not None:
                 stack.terminate()
                 stack.wait(timeout=60)
-    arguments.out.mkdir(parents=True, exist_ok=True)
     plot_overlay(runs, arguments.out / "results-overlay.png")
     plot_mc_dropout(runs, arguments.out / "results-mc-dropout.png")
     note = (
         f"dataset {arguments.dataset}"
         + (f" from {settings.cifar10_path.name}" if settings.cifar10_path else "")
     )
-    (arguments.out / "results.md").write_text(render_markdown(runs, note))
+    picture = None if problem else DASHBOARD_PICTURE
+    (arguments.out / "results.md").write_text(render_markdown(runs, note, picture))
     sys.stdout.write(f"Wrote {arguments.out / 'results.md'}\n")
     return 0
 

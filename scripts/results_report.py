@@ -183,7 +183,10 @@ def mc_dropout_answer(run: FinishedRun) -> list[str]:
     ]
 
 
-def render_markdown(runs: list[FinishedRun], dataset_note: str) -> str:
+def render_markdown(
+    runs: list[FinishedRun], dataset_note: str, dashboard_picture: str | None = None
+) -> str:
+    """The page; dashboard_picture names a screenshot beside it, when one was taken."""
     by_variant = {run.variant: run for run in runs}
     seconds = [run.summary.total_seconds for run in runs if run.summary]
     lines = [
@@ -198,6 +201,11 @@ def render_markdown(runs: list[FinishedRun], dataset_note: str) -> str:
         "",
         *results_table(runs),
         "",
+        *(
+            [f"![The dashboard with these runs overlaid]({dashboard_picture})", ""]
+            if dashboard_picture
+            else []
+        ),
         "![validation accuracy overlay](results-overlay.png)",
         "",
         "![MC Dropout confidence](results-mc-dropout.png)",

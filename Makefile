@@ -28,10 +28,11 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
-# Trains the five variants on real CIFAR-10 through the service; hours on a CPU.
+# Trains the five variants on real CIFAR-10 through the service; reuses runs already stored.
+# RESULTS_ARGS passes options on, e.g. `make results RESULTS_ARGS=--fresh` to train anew.
 results: $(STAMP)
 	CURVELAB_CIFAR10_PATH=$${CURVELAB_CIFAR10_PATH:-$(CURDIR)/../shared/datasets/cifar10-jpeg.tar.gz} \
-	$(BIN)/python -m scripts.results
+	$(BIN)/python -m scripts.results $(RESULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) var

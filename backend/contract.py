@@ -110,6 +110,13 @@ SPEC_CLASSES: dict[str, type[_SpecBase]] = {
 }
 
 
+def parse_stored_spec(kind: RunKind, data: object) -> RunSpec | LrFinderSpec:
+    """The spec of a stored run of either kind."""
+    if kind is RunKind.lr_finder:
+        return LrFinderSpec.model_validate(data)
+    return parse_run_spec(data)
+
+
 def parse_run_spec(data: object) -> RunSpec:
     """Validates a flat dict such as {"variant": "selu", "max_epochs": 3}."""
     return RUN_SPEC_ADAPTER.validate_python(data)
@@ -169,6 +176,13 @@ class EpochMetrics(BaseModel):
     activation_stds: list[float] = Field(
         default_factory=list, description="Standard deviation of each hidden layer's activation."
     )
+
+
+class ActivationStatistics(BaseModel):
+    """Each hidden layer's activation mean and standard deviation on the probe images."""
+
+    means: list[float] = Field(description="Each hidden layer's mean activation, input side first.")
+    stds: list[float] = Field(description="Each hidden layer's activation standard deviation.")
 
 
 class BatchProgress(BaseModel):

@@ -16,12 +16,17 @@ import redis
 from redis.typing import EncodableT, FieldT
 
 from backend.contract import (
+    ACTIVE_RUNS_KEY,
     EVENTS_KEY,
     EVENTS_MAXLEN,
+    REQUEUED_RUNS_KEY,
+    RUN_INDEX_KEY,
+    ActivationStatistics,
     BatchProgress,
     EpochMetrics,
     RunStatus,
     run_key,
+    run_lease_key,
     run_metrics_key,
 )
 from backend.views import RunView, run_view_from_hash
@@ -200,5 +205,48 @@ def set_progress(
                 add_event(pipe, "progress", payload)
                 pipe.execute()
                 return True
+            except redis.WatchError:
+                continue
+
+
+def set_initial_activations(
+    client: redis.Redis, run_id: str, activations: ActivationStatistics, fence: Fence | None = None
+) -> RunView:
+    """Stores and announces the hidden layers' statistics before the first weight update,
+    only while the run is running; with a fence, only while the lease holds."""
+
+    def decide(current: dict[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+        if current.get("status") != RunStatus.running.value:
+            raise RunStateError(f"Run {run_id} is {current.get('status')}, not running.")
+        return {"initial_activations": activations.model_dump_json()}, ()
+
+    return update_run(client, run_id, decide, fence=fence)
+
+
+def remove_run(client: redis.Redis, run_id: str) -> dict[str, str]:
+    """Deletes a run that is not running, with its metrics and index entries, and announces
+    it; returns the hash it had, whose summary names the files to remove."""
+    key = run_key(run_id)
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                current = text_hash(pipe.hgetall(key))
+                if not current:
+                    pipe.unwatch()
+                    raise run_not_found(run_id)
+                if current["status"] == RunStatus.running.value:
+                    pipe.unwatch()
+                    raise RunStateError(
+                        f"Run {run_id} is running; cancel it and delete it once it has stopped."
+                    )
+                pipe.multi()
+                pipe.delete(key, run_metrics_key(run_id), run_lease_key(run_id))
+                pipe.zrem(RUN_INDEX_KEY, run_id)
+                pipe.zrem(ACTIVE_RUNS_KEY, run_id)
+                pipe.zrem(REQUEUED_RUNS_KEY, run_id)
+                add_event(pipe, "deleted", json.dumps({"run_id": run_id}))
+                pipe.execute()
+                return current
             except redis.WatchError:
                 continue

@@ -22,6 +22,7 @@ from backend.contract import (
     ACTIVE_RUNS_KEY,
     REQUEUED_RUNS_KEY,
     RUN_INDEX_KEY,
+    ActivationStatistics,
     BatchProgress,
     EpochMetrics,
     LrFinderResult,
@@ -30,7 +31,7 @@ from backend.contract import (
     RunSpec,
     RunStatus,
     RunSummary,
-    parse_run_spec,
+    parse_stored_spec,
     run_cancel_channel,
     run_key,
     run_lease_key,
@@ -45,7 +46,9 @@ from backend.run_transactions import (
     add_event,
     append_epoch,
     hash_mapping,
+    remove_run,
     run_not_found,
+    set_initial_activations,
     set_progress,
     text_hash,
     update_run,
@@ -146,10 +149,7 @@ class RunStore:
         if kind_text is None or spec_text is None:
             return None
         kind = RunKind(kind_text)
-        data = json.loads(spec_text)
-        if kind is RunKind.lr_finder:
-            return kind, LrFinderSpec.model_validate(data)
-        return kind, parse_run_spec(data)
+        return kind, parse_stored_spec(kind, json.loads(spec_text))
 
     def metrics_json(self, run_id: str) -> list[str] | None:
         """Each finished epoch's EpochMetrics as stored JSON in epoch order; None if no such run."""
@@ -188,6 +188,13 @@ class RunStore:
         With a lease, the epoch is stored only while the lease holds (else LeaseLostError).
         """
         return append_epoch(self._redis, run_id, metrics, lease.fence if lease else None)
+
+    def record_initial_activations(
+        self, run_id: str, statistics: ActivationStatistics, lease: Lease | None = None
+    ) -> RunView:
+        """Stores the hidden layers' statistics before training (see set_initial_activations)."""
+        fence = lease.fence if lease else None
+        return set_initial_activations(self._redis, run_id, statistics, fence)
 
     def record_progress(
         self, run_id: str, progress: BatchProgress, lease: Lease | None = None
@@ -272,31 +279,6 @@ class RunStore:
 
     def delete_run(self, run_id: str) -> None:
         """Removes a run that is not running: its hash, metrics, index entry and model file."""
-        removed: dict[str, str] = {}
-        key = run_key(run_id)
-        with self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    current = text_hash(pipe.hgetall(key))
-                    if not current:
-                        pipe.unwatch()
-                        raise run_not_found(run_id)
-                    if current["status"] == RunStatus.running.value:
-                        pipe.unwatch()
-                        raise RunStateError(
-                            f"Run {run_id} is running; cancel it and delete it once it has stopped."
-                        )
-                    pipe.multi()
-                    pipe.delete(key, run_metrics_key(run_id), run_lease_key(run_id))
-                    pipe.zrem(RUN_INDEX_KEY, run_id)
-                    pipe.zrem(ACTIVE_RUNS_KEY, run_id)
-                    pipe.zrem(REQUEUED_RUNS_KEY, run_id)
-                    add_event(pipe, "deleted", json.dumps({"run_id": run_id}))
-                    pipe.execute()
-                    removed = current
-                    break
-                except redis.WatchError:
-                    continue
+        removed = remove_run(self._redis, run_id)
         summary = json.loads(removed["summary"]) if removed.get("summary") else {}
         remove_run_files(self._var_dir, run_id, summary.get("model_path", ""))

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from backend.contract import (
+    ActivationStatistics,
     BatchProgress,
     EpochMetrics,
     LrFinderResult,
@@ -39,6 +40,11 @@ class RunView(BaseModel):
     max_epochs: int
     epochs_done: int = 0
     progress: BatchProgress | None = None
+    initial_activations: ActivationStatistics | None = Field(
+        None,
+        description="Each hidden layer's activation statistics before the first weight update, "
+        "the epoch-0 point of the self-normalization view.",
+    )
     best_epoch: int | None = None
     best_val_accuracy: float | None = None
     seconds_per_epoch: float | None = Field(None, description="Median epoch time so far.")
@@ -94,6 +100,7 @@ def run_view_from_hash(run_id: str, fields: dict[str, str]) -> RunView:
         max_epochs=int(fields["max_epochs"]),
         epochs_done=int(fields.get("epochs_done", "0")),
         progress=_optional_json(fields, "progress"),
+        initial_activations=_optional_json(fields, "initial_activations"),
         best_epoch=_optional_int(fields, "best_epoch"),
         best_val_accuracy=_optional_float(fields, "best_val_accuracy"),
         seconds_per_epoch=_optional_float(fields, "seconds_per_epoch"),

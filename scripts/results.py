@@ -17,7 +17,13 @@ from typing import Any
 
 import httpx
 
-from backend.contract import SPEC_CLASSES, VARIANT_NAMES, EpochMetrics, RunSummary
+from backend.contract import (
+    SPEC_CLASSES,
+    VARIANT_NAMES,
+    ActivationStatistics,
+    EpochMetrics,
+    RunSummary,
+)
 from backend.settings import get_settings
 from scripts.results_plots import plot_mc_dropout, plot_overlay
 from scripts.results_report import FinishedRun, render_markdown
@@ -109,6 +115,11 @@ def _collect(client: httpx.Client, views: dict[str, dict]) -> list[FinishedRun]:
                 device=view.get("device") or "unknown device",
                 summary=RunSummary.model_validate(view["summary"]) if view["summary"] else None,
                 epochs=[EpochMetrics.model_validate(epoch) for epoch in epochs],
+                initial=(
+                    ActivationStatistics.model_validate(view["initial_activations"])
+                    if view.get("initial_activations")
+                    else None
+                ),
             )
         )
     return runs

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from backend.contract import EpochMetrics, RunSummary
+from backend.contract import ActivationStatistics, EpochMetrics, RunSummary
 
 TITLES = {
     "baseline": "baseline (He + ELU)",
@@ -28,6 +28,8 @@ class FinishedRun:
     device: str
     summary: RunSummary | None
     epochs: list[EpochMetrics]
+    # The hidden layers' statistics before the first weight update, when the worker sent them.
+    initial: ActivationStatistics | None = None
 
     def seconds_to_epoch(self, epoch: int) -> float:
         return next(e.elapsed_seconds for e in self.epochs if e.epoch == epoch)
@@ -100,31 +102,65 @@ def batchnorm_answers(baseline: FinishedRun, batchnorm: FinishedRun) -> list[str
     ]
 
 
-def _layer_drift(epochs: list[EpochMetrics]) -> tuple[float, float, float] | None:
-    """Largest |mean| and the spread of the standard deviations across layers, last epoch."""
-    if not epochs or not epochs[-1].activation_stds:
+def _spread(means: list[float], stds: list[float]) -> tuple[float, float, float] | None:
+    """Largest |mean| and the lowest and highest standard deviation across the hidden layers."""
+    if not means or not stds:
         return None
-    last = epochs[-1]
-    return (
-        max(abs(mean) for mean in last.activation_means),
-        min(last.activation_stds),
-        max(last.activation_stds),
-    )
+    return max(abs(mean) for mean in means), min(stds), max(stds)
+
+
+def _normalized(spread: tuple[float, float, float]) -> bool:
+    largest_mean, low_std, high_std = spread
+    return largest_mean < 0.5 and 0.5 < low_std and high_std < 2.0
+
+
+def _describe(spread: tuple[float, float, float]) -> str:
+    return f"means within ±{spread[0]:.2f}, standard deviations {spread[1]:.2f}–{spread[2]:.2f}"
+
+
+def _at_best_epoch(run: FinishedRun) -> EpochMetrics | None:
+    best = run.summary.best_epoch if run.summary else None
+    chosen = [m for m in run.epochs if m.epoch == best] or run.epochs[-1:]
+    return chosen[0] if chosen and chosen[0].activation_stds else None
+
+
+def _initial_spread(run: FinishedRun) -> tuple[float, float, float] | None:
+    return _spread(run.initial.means, run.initial.stds) if run.initial else None
 
 
 def selu_answer(selu: FinishedRun, baseline: FinishedRun) -> list[str]:
-    selu_drift, base_drift = _layer_drift(selu.epochs), _layer_drift(baseline.epochs)
-    if selu_drift is None or base_drift is None:
+    """Self-normalization before training and at the best epoch, against the ELU baseline."""
+    trained, trained_baseline = _at_best_epoch(selu), _at_best_epoch(baseline)
+    if trained is None or trained_baseline is None:
         return ["- SELU: not answered, activation statistics are missing."]
-    largest_mean, low_std, high_std = selu_drift
-    keeps = largest_mean < 0.5 and 0.5 < low_std and high_std < 2.0
-    verdict = "Yes" if keeps else "Not fully"
-    return [
-        f"- Does SELU self-normalize? {verdict}: in its last epoch every hidden layer's "
-        f"activation mean stayed within ±{largest_mean:.2f} and the standard deviations within "
-        f"{low_std:.2f}–{high_std:.2f}; the ELU baseline's ranged ±{base_drift[0]:.2f} and "
-        f"{base_drift[1]:.2f}–{base_drift[2]:.2f}."
-    ]
+    sentences = []
+    initial = _initial_spread(selu)
+    if initial:
+        baseline_initial = _initial_spread(baseline)
+        sentences.append(
+            f"Before training, {'yes' if _normalized(initial) else 'no'}: its hidden layers' "
+            f"{_describe(initial)}"
+            + (f" (the ELU baseline's: {_describe(baseline_initial)})" if baseline_initial else "")
+            + "."
+        )
+    spread = _spread(trained.activation_means, trained.activation_stds)
+    baseline_spread = _spread(trained_baseline.activation_means, trained_baseline.activation_stds)
+    assert spread is not None and baseline_spread is not None
+    stds = trained.activation_stds
+    kept = _normalized(spread)
+    sentences.append(
+        f"At its best epoch ({trained.epoch}), {'yes' if kept else 'no'}: {_describe(spread)}, "
+        f"from {stds[0]:.2f} next to the input to {stds[-1]:.2f} in the last hidden layer"
+        + (
+            ""
+            if kept
+            else "; training moved the weights off the LeCun-normal scale that the fixed point "
+            "of mean 0 and standard deviation 1 assumes"
+        )
+        + f" (the ELU baseline at its best epoch ({trained_baseline.epoch}): "
+        f"{_describe(baseline_spread)})."
+    )
+    return ["- Does SELU self-normalize? " + " ".join(sentences)]
 
 
 def selu_against_batchnorm(selu: FinishedRun, batchnorm: FinishedRun) -> list[str]:

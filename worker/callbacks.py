@@ -10,7 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from backend.contract import BatchProgress, EpochMetrics
+from backend.contract import ActivationStatistics, BatchProgress, EpochMetrics
 from worker.checkpoints import TrainingState
 from worker.reporting import TrainingReporter
 from worker.variants import (
@@ -163,10 +163,15 @@ class EpochReporter(keras.callbacks.Callback):
             self.reporter.on_epoch(metrics)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._train_start = self.clock()
         hidden_outputs = hidden_activation_outputs(self.model)
         if hidden_outputs:
             self._probe = keras.Model(self.model.inputs[0], hidden_outputs)
+        if not self.history:
+            # Epoch 0 of the self-normalization view: the untrained network, which is where
+            # SELU's fixed point holds by construction; a resumed run reported it already.
+            means, stds = self.activation_statistics()
+            self.reporter.on_initial_activations(ActivationStatistics(means=means, stds=stds))
+        self._train_start = self.clock()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch_start = self.clock()

@@ -21,6 +21,7 @@ import pydantic
 from backend.contract import (
     SPEC_CLASSES,
     VARIANT_NAMES,
+    ActivationStatistics,
     BatchProgress,
     EpochMetrics,
     LrFinderResult,
@@ -139,6 +140,17 @@ class PrintingReporter:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
         signal.signal(signal.SIGINT, cancel)
+
+    def on_initial_activations(self, statistics: ActivationStatistics) -> None:
+        if self.as_json:
+            _say(json.dumps({"initial_activations": statistics.model_dump(mode="json")}))
+            return
+        if statistics.stds:
+            _say(
+                f"before training: hidden-layer activation means within "
+                f"±{max(abs(mean) for mean in statistics.means):.2f}, standard deviations "
+                f"{min(statistics.stds):.2f}–{max(statistics.stds):.2f}"
+            )
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
         if self.as_json:

@@ -7,8 +7,8 @@ import threading
 
 import redis
 
-from backend.contract import BatchProgress, EpochMetrics
-from backend.store import LeaseLostError, RunStore
+from backend.contract import ActivationStatistics, BatchProgress, EpochMetrics
+from backend.store import LeaseLostError, RunStateError, RunStore
 from worker.leases import LeaseKeeper
 from worker.redis_retry import retry_while_redis_is_away
 
@@ -50,6 +50,23 @@ class RedisReporter:
         self._listener.start()
         # A cancel made before the first batch must not be missed, so wait for the first read.
         self._listening.wait(timeout=5.0)
+
+    def on_initial_activations(self, statistics: ActivationStatistics) -> None:
+        if self._lease_lost.is_set():
+            return
+        try:
+            retry_while_redis_is_away(
+                lambda: self._store.record_initial_activations(
+                    self._run_id, statistics, self._lease
+                ),
+                f"storing the initial activations of run {self._run_id}",
+            )
+        except LeaseLostError as error:
+            logger.warning("%s", error)
+            self._lease_lost.set()
+        except RunStateError as error:
+            # Cancelled before its first batch: the run is over, and so is this figure.
+            logger.info("%s", error)
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
         if self._lease_lost.is_set():

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from backend.contract import BatchProgress, EpochMetrics
+from backend.contract import ActivationStatistics, BatchProgress, EpochMetrics
 
 
 class TrainingReporter(Protocol):
     """Receives a run's live facts; the CLI prints them, the Celery task stores them."""
+
+    def on_initial_activations(self, statistics: ActivationStatistics) -> None:
+        """Called once before the first batch of a run (not again when it resumes)."""
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
         """Called once after each finished epoch, in order."""
@@ -23,6 +26,9 @@ class TrainingReporter(Protocol):
 
 class SilentReporter:
     """A reporter that listens to nothing, for benchmarks and library use."""
+
+    def on_initial_activations(self, statistics: ActivationStatistics) -> None:
+        return None
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
         return None

@@ -1,5 +1,6 @@
 // Self-normalization view: each hidden layer's activation mean and standard deviation against
 // depth, at one epoch, for the chosen runs. A self-normalizing (SELU) net keeps them near 0 and 1.
+// Epoch 0 is the untrained network, measured by the worker before the first weight update.
 import { chartLayout, draw, purge } from "./charts.js";
 import { element, plotlyText } from "./dom.js";
 import { frameScheduler } from "./history.js";
@@ -10,6 +11,18 @@ function targetLine(value) {
     type: "line", xref: "paper", x0: 0, x1: 1, y0: value, y1: value,
     line: { color: "#5f6368", width: 1, dash: "dot" },
   };
+}
+
+function epochName(epoch) {
+  return epoch === 0 ? "before training" : `epoch ${epoch}`;
+}
+
+// The run's epochs with statistics, led by the untrained network as epoch 0 when measured.
+export function statisticsByEpoch(run, epochs) {
+  const initial = run.initial_activations;
+  const before = initial && initial.means.length > 0
+    ? [{ epoch: 0, activation_means: initial.means, activation_stds: initial.stds }] : [];
+  return [...before, ...epochs];
 }
 
 function statsAt(epochs, wantedEpoch) {
@@ -30,12 +43,12 @@ export function normalizationFigures(seriesList, wantedEpoch) {
     epochsShown.add(metrics.epoch);
     const layers = metrics.activation_means.map((_, index) => index + 1);
     const common = { type: "scatter", mode: "lines+markers", x: layers, name:
-      plotlyText(`${series.label} (epoch ${metrics.epoch})`), uid: series.runId,
+      plotlyText(`${series.label} (${epochName(metrics.epoch)})`), uid: series.runId,
       meta: { runId: series.runId }, line: { color: series.color, width: 2 }, marker: { size: 5 } };
     means.push({ ...common, y: metrics.activation_means });
     stds.push({ ...common, y: metrics.activation_stds });
   }
-  const epochText = epochsShown.size === 1 ? `epoch ${[...epochsShown][0]}`
+  const epochText = epochsShown.size === 1 ? epochName([...epochsShown][0])
     : wantedEpoch === null ? "each run's last epoch" : `epoch ${wantedEpoch} or nearest before`;
   const xTitle = "hidden layer (1 = next to the input)";
   return {
@@ -48,7 +61,7 @@ export function normalizationFigures(seriesList, wantedEpoch) {
 }
 
 export function mountNormalizationView(root, store) {
-  const epochInput = element("input", { type: "range", id: "norm-epoch", min: 1, max: 1, step: 1,
+  const epochInput = element("input", { type: "range", id: "norm-epoch", min: 0, max: 1, step: 1,
     "aria-label": "Epoch to show" });
   const epochLabel = element("output", { id: "norm-epoch-value" });
   const latest = element("button", { type: "button", text: "Latest epoch",
@@ -72,13 +85,13 @@ export function mountNormalizationView(root, store) {
     if (root.hidden) return;
     const series = store.selectedRuns().filter((run) => run.kind !== "lr_finder").map((run) => ({
       runId: run.id, label: runLabel(run), color: store.colorOf(run.id),
-      epochs: store.epochs(run.id),
+      epochs: statisticsByEpoch(run, store.epochs(run.id)),
     }));
     const maxEpoch = Math.max(1, ...series.flatMap((item) => item.epochs.map((m) => m.epoch)));
     epochInput.max = maxEpoch;
     epochInput.value = store.view.normEpoch ?? maxEpoch;
     epochLabel.textContent = store.view.normEpoch === null ? `latest (${maxEpoch})`
-      : String(store.view.normEpoch);
+      : epochName(store.view.normEpoch);
     const figures = normalizationFigures(series, store.view.normEpoch);
     const hasData = figures.mean.data.length > 0;
     note.hidden = hasData;
@@ -98,6 +111,8 @@ export function mountNormalizationView(root, store) {
   const schedule = frameScheduler(redraw);
   store.on("selection", schedule);
   store.on("metrics", (runId) => { if (store.selection.includes(runId)) schedule(); });
+  // The epoch-0 statistics arrive with the run itself, before its first epoch.
+  store.on("runs", (runId) => { if (store.selection.includes(runId)) schedule(); });
   store.on("view", schedule);
   return { redraw: schedule };
 }

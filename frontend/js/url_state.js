@@ -15,7 +15,7 @@ const FIELDS = {
   metric: ["gridMetric", (value) => (value === "loss" ? "loss" : "accuracy"), String],
   epoch: ["normEpoch", (value) => {
     const number = Number.parseInt(value, 10);
-    return Number.isFinite(number) && number > 0 ? number : null;
+    return Number.isFinite(number) && number >= 0 ? number : null;
   }, String],
   mc: ["mcRun", (value) => value || null, String],
   lr: ["lrRun", (value) => value || null, String],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.dashboard import SMALL_NET, Dashboard
@@ -100,6 +101,17 @@ def test_the_self_normalization_view_plots_each_layer_at_the_chosen_epoch(
         ".includes('epoch 1')"
     )
     assert "epoch=1" in dashboard.page.url
+
+    dashboard.page.locator("#norm-epoch").fill("0")
+
+    dashboard.page.wait_for_function(
+        "() => document.getElementById('chart-activation-std').layout.title.text"
+        ".includes('before training')"
+    )
+    assert "epoch=0" in dashboard.page.url
+    before = {trace["uid"]: trace["y"] for trace in dashboard.chart_traces("chart-activation-std")}
+    for run in finished_pair:
+        assert before[run["id"]] == pytest.approx(run["initial_activations"]["stds"])
 
 
 def test_the_mc_dropout_view_draws_confidence_histograms_for_an_alpha_dropout_run(

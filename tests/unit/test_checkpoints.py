@@ -10,7 +10,13 @@ import keras
 import numpy as np
 import pytest
 
-from backend.contract import BatchProgress, EpochMetrics, OneCycleSpec, SeluSpec
+from backend.contract import (
+    ActivationStatistics,
+    BatchProgress,
+    EpochMetrics,
+    OneCycleSpec,
+    SeluSpec,
+)
 from backend.run_files import checkpoint_dir
 from backend.settings import Settings
 from worker.checkpoints import (
@@ -157,7 +163,11 @@ class Reporter:
 
     def __init__(self, die_after: int | None = None) -> None:
         self.epochs: list[EpochMetrics] = []
+        self.initial_activations: list[ActivationStatistics] = []
         self.die_after = die_after
+
+    def on_initial_activations(self, statistics: ActivationStatistics) -> None:
+        self.initial_activations.append(statistics)
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
         self.epochs.append(metrics)
@@ -187,8 +197,11 @@ def test_a_run_resumes_from_its_checkpoint_on_the_1cycle_schedule_and_cleans_up(
     second_try = Reporter()
     summary = run(spec, second_try, settings, run_id="resumed")
 
-    # The checkpointed epochs are reported again as they were, then training goes on.
+    # The checkpointed epochs are reported again as they were, then training goes on; the
+    # untrained network's statistics were the first try's to report, and stay as it reported.
     assert second_try.epochs[:2] == first_try.epochs
+    assert len(first_try.initial_activations) == 1 and second_try.initial_activations == []
+    assert first_try.initial_activations == uninterrupted.initial_activations
     assert [metrics.epoch for metrics in second_try.epochs] == [1, 2, 3]
     assert summary.epochs_run == 3 and not summary.cancelled
     # The schedule carried on from the restored step count, not from its start.

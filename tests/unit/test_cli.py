@@ -95,7 +95,9 @@ def test_json_run_prints_one_object_per_epoch_then_the_summary(tmp_path: Path) -
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
-    assert [line["epoch"] for line in lines[:-1]] == [1, 2]
+    initial = lines[0]["initial_activations"]
+    assert len(initial["means"]) == len(initial["stds"]) == 2
+    assert [line["epoch"] for line in lines[1:-1]] == [1, 2]
     summary = lines[-1]["summary"]
     assert summary["epochs_run"] == 2
     assert summary["mc_dropout"]["samples"] == 5
@@ -109,7 +111,8 @@ def test_plain_run_prints_a_line_per_epoch_and_a_summary(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("epoch   1  loss ") and lines[1].startswith("epoch   2  loss ")
+    assert lines[0].startswith("before training: hidden-layer activation means within ±")
+    assert lines[1].startswith("epoch   1  loss ") and lines[2].startswith("epoch   2  loss ")
     assert any(line.startswith("test: loss ") for line in lines)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from backend.contract import EpochMetrics, RunSummary
+from dataclasses import replace
+
+from backend.contract import ActivationStatistics, EpochMetrics, RunSummary
 from scripts.results_report import (
     FinishedRun,
     batchnorm_answers,
@@ -65,10 +67,29 @@ def test_batchnorm_answers_follow_the_numbers():
 
 def test_selu_verdict_depends_on_layer_statistics():
     baseline = _run("baseline", [0.3, 0.4], seconds=1.0, spread=0.9)
-    assert selu_answer(_run("selu", [0.3, 0.4], 1.0, spread=0.1), baseline)[0].startswith(
-        "- Does SELU self-normalize? Yes"
+    (kept,) = selu_answer(_run("selu", [0.3, 0.4], 1.0, spread=0.1), baseline)
+    assert kept.startswith("- Does SELU self-normalize? At its best epoch (2), yes: means within")
+    assert "off the LeCun-normal scale" not in kept
+    (lost,) = selu_answer(_run("selu", [0.3, 0.4], 1.0, spread=0.8), baseline)
+    assert "At its best epoch (2), no: means within ±0.80, standard deviations 0.20–1.80" in lost
+    assert "from 0.20 next to the input to 1.80 in the last hidden layer" in lost
+    assert "off the LeCun-normal scale" in lost
+    assert "(the ELU baseline at its best epoch (2): means within ±0.90" in lost
+
+
+def test_selu_answer_tells_the_untrained_network_from_the_trained_one():
+    at_init = ActivationStatistics(means=[0.01, -0.03], stds=[0.95, 1.01])
+    drifted = replace(_run("selu", [0.3, 0.4], 1.0, spread=0.8), initial=at_init)
+    baseline = replace(
+        _run("baseline", [0.3, 0.4], 1.0, spread=0.9),
+        initial=ActivationStatistics(means=[0.4, 0.9], stds=[0.6, 2.5]),
     )
-    assert "Not fully" in selu_answer(_run("selu", [0.3, 0.4], 1.0, spread=0.8), baseline)[0]
+    (answer,) = selu_answer(drifted, baseline)
+    assert (
+        "Before training, yes: its hidden layers' means within ±0.03, standard deviations "
+        "0.95–1.01 (the ELU baseline's: means within ±0.90, standard deviations 0.60–2.50)."
+    ) in answer
+    assert "At its best epoch (2), no" in answer
 
 
 def test_markdown_has_a_row_per_run_and_marks_unfinished_ones():

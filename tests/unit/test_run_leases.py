@@ -11,6 +11,7 @@ import pytest
 from backend.contract import (
     ACTIVE_RUNS_KEY,
     REQUEUED_RUNS_KEY,
+    ActivationStatistics,
     BatchProgress,
     EpochMetrics,
     RunStatus,
@@ -96,6 +97,10 @@ def test_a_worker_that_lost_its_lease_cannot_write_the_run(store: RunStore) -> N
         store.record_epoch(lease.run_id, metrics(2), lease)
     progress = BatchProgress(epoch=2, batches_done=1, batches_total=9)
     assert not store.record_progress(lease.run_id, progress, lease)
+    with pytest.raises(LeaseLostError):
+        store.record_initial_activations(
+            lease.run_id, ActivationStatistics(means=[0.0], stds=[1.0]), lease
+        )
     assert store.finish_run(lease.run_id, RunStatus.succeeded, lease=lease) is None
 
     view = store.require_run(lease.run_id)

@@ -11,6 +11,7 @@ import pytest
 from backend.contract import (
     EVENTS_KEY,
     RUN_INDEX_KEY,
+    ActivationStatistics,
     BatchProgress,
     EpochMetrics,
     LrFinderSpec,
@@ -150,6 +151,21 @@ def test_progress_is_stored_and_cleared_when_the_run_finishes(store: RunStore) -
     assert events(store)[-1] == ("run", finished.model_dump(mode="json"))
     assert store.finish_run(run_id, RunStatus.failed, error="late") is None
     assert store.require_run(run_id).status is RunStatus.succeeded
+
+
+def test_initial_activations_are_stored_and_announced_while_the_run_runs(store: RunStore) -> None:
+    statistics = ActivationStatistics(means=[0.01, -0.02], stds=[0.98, 1.03])
+    run_id = running_run(store)
+
+    view = store.record_initial_activations(run_id, statistics)
+
+    assert view.initial_activations == statistics
+    assert store.require_run(run_id).initial_activations == statistics
+    assert events(store)[-1] == ("run", view.model_dump(mode="json"))
+    store.finish_run(run_id, RunStatus.succeeded, summary=summary())
+    with pytest.raises(RunStateError, match="not running"):
+        store.record_initial_activations(run_id, ActivationStatistics(means=[9.0], stds=[9.0]))
+    assert store.require_run(run_id).initial_activations == statistics
 
 
 def test_a_failed_run_keeps_its_error_and_metrics(store: RunStore) -> None:

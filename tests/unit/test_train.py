@@ -40,6 +40,11 @@ def test_a_short_selu_run_reports_every_epoch_in_order_and_saves_the_best_model(
     summary = run(spec, reporter, settings, run_id="selu-test")
 
     assert [metrics.epoch for metrics in reporter.epochs] == [1, 2, 3]
+    # The untrained SELU net on standardized inputs sits at the fixed point, layer after layer.
+    (initial,) = reporter.initial_activations
+    assert len(initial.means) == len(initial.stds) == 3
+    assert all(abs(mean) < 0.15 for mean in initial.means), initial.means
+    assert all(0.8 < std < 1.2 for std in initial.stds), initial.stds
     for metrics in reporter.epochs:
         assert all_finite(metrics)
         assert len(metrics.activation_means) == len(metrics.activation_stds) == 3

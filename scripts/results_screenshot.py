@@ -7,6 +7,7 @@ drives Debian's /usr/bin/chromium (`make test` installs it) and never downloads 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,9 +27,26 @@ ALL_CURVES_DRAWN = """(expected) => {
 def screenshot_dashboard(
     base_url: str, epochs_by_run: dict[str, int], path: Path, token: str | None = None
 ) -> str | None:
-    """Saves the page with the runs overlaid; returns why not, as a sentence, when it cannot."""
+    """Saves the page with the runs overlaid; returns why not, as a sentence, when it cannot.
+
+    Playwright's sync API refuses to run where an asyncio loop is running (a notebook, or a
+    process already driving a browser), so the browser is driven from a thread of its own.
+    """
     if not CHROMIUM.exists():
         return f"No dashboard screenshot: {CHROMIUM} is missing; `make test` installs it."
+    outcome: list[str | None] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(_take(base_url, epochs_by_run, path, token)),
+        name="dashboard-screenshot",
+    )
+    worker.start()
+    worker.join()
+    return outcome[0] if outcome else "No dashboard screenshot: the browser thread failed."
+
+
+def _take(
+    base_url: str, epochs_by_run: dict[str, int], path: Path, token: str | None
+) -> str | None:
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:

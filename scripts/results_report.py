@@ -75,6 +75,14 @@ def results_table(runs: list[FinishedRun]) -> list[str]:
     return lines
 
 
+# The epoch at which the answers compare how far two runs got early in training.
+EARLY_EPOCH = 3
+
+
+def _accuracy_at(run: FinishedRun, epoch: int) -> float | None:
+    return next((m.val_accuracy for m in run.epochs if m.epoch == epoch), None)
+
+
 def batchnorm_answers(baseline: FinishedRun, batchnorm: FinishedRun) -> list[str]:
     base, bn = baseline.summary, batchnorm.summary
     if base is None or bn is None:
@@ -90,9 +98,16 @@ def batchnorm_answers(baseline: FinishedRun, batchnorm: FinishedRun) -> list[str
     )
     better = "a better" if bn.best_val_accuracy > base.best_val_accuracy else "no better"
     cost = bn.median_epoch_seconds / base.median_epoch_seconds
+    early = _accuracy_at(batchnorm, EARLY_EPOCH), _accuracy_at(baseline, EARLY_EPOCH)
+    early_text = (
+        f" After {EARLY_EPOCH} epochs it stood at {_percent(early[0])} validation accuracy "
+        f"against the baseline's {_percent(early[1])}."
+        if early[0] is not None and early[1] is not None
+        else ""
+    )
     return [
         f"- Does BatchNorm converge faster? {faster}; its best epoch was {bn.best_epoch} against "
-        f"{base.best_epoch}.",
+        f"{base.best_epoch}.{early_text}",
         f"- Does it give a better model? It gives {better} model: "
         f"{_percent(bn.best_val_accuracy)} against {_percent(base.best_val_accuracy)} best "
         f"validation accuracy, {_percent(bn.test_accuracy)} against "

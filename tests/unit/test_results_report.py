@@ -56,6 +56,9 @@ def test_batchnorm_answers_follow_the_numbers():
     batchnorm = _run("batchnorm", [0.42, 0.47, 0.50], seconds=3.0, spread=0.1)
     faster, better, cost = batchnorm_answers(baseline, batchnorm)
     assert "after 6 s against the baseline's 6 s" in faster
+    assert "After 3 epochs it stood at 50.0% validation accuracy against the baseline's 45.0%" in (
+        faster
+    )
     assert "gives a better model: 50.0% against 45.0%" in better
     assert "1.50× the baseline's" in cost
 

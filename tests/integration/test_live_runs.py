@@ -87,8 +87,11 @@ def test_a_dropout_run_has_its_mc_dropout_report(
 def test_the_event_stream_delivers_the_runs_life_in_order(watched_run: WatchedRun) -> None:
     events, run_id = watched_run.events, watched_run.run_id
 
-    statuses = [view["status"] for view in of_run(events, run_id, "run")]
-    assert statuses == ["queued", "running", "succeeded"]
+    views = of_run(events, run_id, "run")
+    # The second running view brings the untrained network's activation statistics.
+    assert [view["status"] for view in views] == ["queued", "running", "running", "succeeded"]
+    assert views[1]["initial_activations"] is None
+    assert len(views[2]["initial_activations"]["stds"]) == SMALL_NET["depth"]
     assert [entry["metrics"]["epoch"] for entry in of_run(events, run_id, "epoch")] == [1, 2, 3]
     assert of_run(events, run_id, "run")[-1] == watched_run.view
     progress = [entry["progress"]["epoch"] for entry in of_run(events, run_id, "progress")]

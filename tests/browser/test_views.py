@@ -83,8 +83,11 @@ def test_the_self_normalization_view_plots_each_layer_at_the_chosen_epoch(
 ) -> None:
     run_ids = [run["id"] for run in finished_pair]
     dashboard.open(f"?runs={','.join(run_ids)}&tab=normalization")
+    # The untrained network's statistics come with the runs, before their epochs load.
     dashboard.page.wait_for_function(
         "() => (document.getElementById('chart-activation-std').data || []).length === 2"
+        " && document.getElementById('chart-activation-std').layout.title.text"
+        ".includes('epoch 3')"
     )
     depth = int(SMALL_NET["depth"])
     for chart_id in ("chart-activation-mean", "chart-activation-std"):

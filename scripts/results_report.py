@@ -83,19 +83,26 @@ def _accuracy_at(run: FinishedRun, epoch: int) -> float | None:
     return next((m.val_accuracy for m in run.epochs if m.epoch == epoch), None)
 
 
+def _race(runner: FinishedRun, reference: FinishedRun, subject: str, whose: str) -> str:
+    """When runner first reached reference's best validation accuracy, against the time
+    reference itself took to get there; whose names reference in the sentence."""
+    assert reference.summary is not None
+    target, best_epoch = reference.summary.best_val_accuracy, reference.summary.best_epoch
+    goal = f"{whose} best validation accuracy ({_percent(target)})"
+    reached = runner.seconds_to_reach(target)
+    if reached is None:
+        return f"{subject} never reached {goal}"
+    return (
+        f"{subject} reached {goal} after {reached:.0f} s against {whose} "
+        f"{reference.seconds_to_epoch(best_epoch):.0f} s"
+    )
+
+
 def batchnorm_answers(baseline: FinishedRun, batchnorm: FinishedRun) -> list[str]:
     base, bn = baseline.summary, batchnorm.summary
     if base is None or bn is None:
         return ["- BatchNorm: not answered, one of the two runs did not finish."]
-    target = base.best_val_accuracy
-    bn_time = batchnorm.seconds_to_reach(target)
-    base_time = baseline.seconds_to_epoch(base.best_epoch)
-    faster = (
-        f"BatchNorm reached the baseline's best validation accuracy ({_percent(target)}) after "
-        f"{bn_time:.0f} s against the baseline's {base_time:.0f} s"
-        if bn_time is not None
-        else f"BatchNorm never reached the baseline's best validation accuracy ({_percent(target)})"
-    )
+    faster = _race(batchnorm, baseline, "BatchNorm", "the baseline's")
     better = "a better" if bn.best_val_accuracy > base.best_val_accuracy else "no better"
     cost = bn.median_epoch_seconds / base.median_epoch_seconds
     early = _accuracy_at(batchnorm, EARLY_EPOCH), _accuracy_at(baseline, EARLY_EPOCH)
@@ -196,14 +203,7 @@ def onecycle_answer(onecycle: FinishedRun, reference: FinishedRun) -> list[str]:
     cycled, nadam = onecycle.summary, reference.summary
     if cycled is None or nadam is None:
         return ["- 1cycle: not answered, one of the two runs did not finish."]
-    target = nadam.best_val_accuracy
-    reached = onecycle.seconds_to_reach(target)
-    speed = (
-        f"it reached the Nadam run's best validation accuracy ({_percent(target)}) after "
-        f"{reached:.0f} s against {reference.seconds_to_epoch(nadam.best_epoch):.0f} s"
-        if reached is not None
-        else f"it never reached the Nadam run's best validation accuracy ({_percent(target)})"
-    )
+    speed = _race(onecycle, reference, "it", "the Nadam run's")
     better = "better" if cycled.best_val_accuracy > nadam.best_val_accuracy else "no better"
     return [
         f"- Does 1cycle improve training speed and accuracy (against {TITLES[reference.variant]} "

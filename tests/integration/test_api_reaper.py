@@ -50,6 +50,13 @@ def taken_by_a_worker(store: RunStore, run_id: str, ttl_seconds: float) -> None:
     store.leases.start(lease, "celery@vanished", "CPU")
 
 
+def launched_and_taken(client: TestClient, store: RunStore, ttl_seconds: float) -> str:
+    """A run launched through the API and started by a worker that holds it for ttl_seconds."""
+    run_id = str(client.post("/api/runs", json=LAUNCH).json()["id"])
+    taken_by_a_worker(store, run_id, ttl_seconds)
+    return run_id
+
+
 def poll_run(client: TestClient, run_id: str, until_status: str, timeout: float = 10) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -63,8 +70,7 @@ def test_a_run_whose_worker_vanished_is_queued_again_by_the_api_alone(
     client_and_store: tuple[TestClient, RunStore],
 ) -> None:
     client, store = client_and_store
-    run_id = client.post("/api/runs", json=LAUNCH).json()["id"]
-    taken_by_a_worker(store, run_id, ttl_seconds=0.5)
+    run_id = launched_and_taken(client, store, ttl_seconds=0.5)
     assert client.get(f"/api/runs/{run_id}").json()["status"] == "running"
 
     run = poll_run(client, run_id, "queued")
@@ -80,8 +86,7 @@ def test_a_second_loss_fails_the_run_with_a_sentence(
     client_and_store: tuple[TestClient, RunStore],
 ) -> None:
     client, store = client_and_store
-    run_id = client.post("/api/runs", json=LAUNCH).json()["id"]
-    taken_by_a_worker(store, run_id, ttl_seconds=0.3)
+    run_id = launched_and_taken(client, store, ttl_seconds=0.3)
     assert poll_run(client, run_id, "queued")["status"] == "queued"
     taken_by_a_worker(store, run_id, ttl_seconds=0.3)
 
@@ -95,8 +100,7 @@ def test_a_run_whose_worker_still_holds_its_lease_is_left_running(
     client_and_store: tuple[TestClient, RunStore],
 ) -> None:
     client, store = client_and_store
-    run_id = client.post("/api/runs", json=LAUNCH).json()["id"]
-    taken_by_a_worker(store, run_id, ttl_seconds=60)
+    run_id = launched_and_taken(client, store, ttl_seconds=60)
 
     time.sleep(5 * SWEEP_SECONDS)
 

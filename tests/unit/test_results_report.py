@@ -120,7 +120,7 @@ def test_onecycle_answer_compares_time_and_accuracy_with_the_nadam_run():
     quick = _run("onecycle", [0.35, 0.49, 0.52], seconds=2.0, spread=0.1)
     (answer,) = onecycle_answer(quick, nadam)
     assert "In 3 epochs and 6 s in all (the Nadam run took 4 epochs and 20 s)" in answer
-    assert "best validation accuracy (48.0%) after 4 s against 15 s" in answer
+    assert "best validation accuracy (48.0%) after 4 s against the Nadam run's 15 s" in answer
     assert "gives a better model: 52.0% against 48.0%" in answer
     (slow,) = onecycle_answer(_run("onecycle", [0.30, 0.40], 2.0, 0.1), nadam)
     assert "never reached the Nadam run's best validation accuracy (48.0%)" in slow

@@ -1,14 +1,13 @@
 """Puts runs whose worker went silent back in the queue, from every live worker and the API.
 
-Each worker's presence heartbeat calls sweep(), and so does the API on the same period, so a
-run whose worker died is not shown `running` while no worker at all is alive to sweep: a
-run whose lease expired (its worker was
-killed, froze, or its machine vanished) is queued again to resume from its checkpoint, or
-failed with "worker lost" after settings.max_worker_losses losses. Each run is decided in
-one WATCH/MULTI transaction, so when several workers sweep at once only one of them wins.
-The task is sent again by name right away: the broker's own redelivery of the dead worker's
-message waits for its visibility timeout (an hour by default), and when it finally comes
-the run's lease or status makes the worker skip it.
+A run whose lease expired (its worker was killed, froze, or its machine vanished) is queued
+again to resume from its checkpoint, or failed with "worker lost" after
+settings.max_worker_losses losses. Each worker's heartbeat calls sweep(), and so does the API
+on the same period, so such a run does not show `running` while no worker is alive to sweep.
+Each run is decided in one WATCH/MULTI transaction, so when several sweep at once only one
+of them wins. The task is sent again by name right away: the broker's own redelivery of the
+dead worker's message waits for its visibility timeout (an hour by default), and when it
+finally comes the run's lease or status makes the worker skip it.
 """
 
 from __future__ import annotations

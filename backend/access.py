@@ -223,6 +223,21 @@ def install_access(app: FastAPI, settings: Settings) -> None:
         )
 
 
+UNAUTHORIZED_RESPONSE = {
+    "description": "No API token, a wrong one, or an expired session cookie; the detail "
+    "says which and what to send.",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"detail": {"type": "string"}},
+                "required": ["detail"],
+            }
+        }
+    },
+}
+
+
 def _document_token(app: FastAPI) -> None:
     """Declares the token in the OpenAPI schema, so /docs offers an Authorize button.
 
@@ -253,6 +268,7 @@ def _document_token(app: FastAPI) -> None:
                 continue
             for operation in operations.values():
                 operation["security"] = [{"apiToken": []}, {"sessionCookie": []}]
+                operation.setdefault("responses", {})["401"] = UNAUTHORIZED_RESPONSE
         app.openapi_schema = schema
         return schema
 

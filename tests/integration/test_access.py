@@ -102,6 +102,8 @@ def test_openapi_declares_the_token_on_protected_routes_only(token_client: TestC
     assert schemes["sessionCookie"]["in"] == "cookie"
     launch = schema["paths"]["/api/runs"]["post"]
     assert {"apiToken": []} in launch["security"]
+    refusal = launch["responses"]["401"]["content"]["application/json"]["schema"]
+    assert refusal["required"] == ["detail"]
     assert "security" not in schema["paths"]["/api/health"]["get"]
     assert token_client.get("/docs").status_code == 200
 

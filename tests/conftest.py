@@ -26,10 +26,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture
 def store_settings(redis_server: RedisServer, tmp_path: Path) -> Settings:
     """Settings on an empty database, with a var dir of the test's own."""
-    client = redis_server.client()
-    client.flushdb()
-    client.close()
-    return Settings(redis_url=redis_server.url, var_dir=tmp_path / "var")
+    return redis_server.fresh_settings(tmp_path / "var")
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 
 from tests.browser.dashboard import SMALL_NET, Dashboard
+from tests.support.markers import mark_items_under
 from tests.support.stack import Stack, running_stack
 from tests.support.waiting import wait_for_run
 
@@ -23,10 +24,7 @@ ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in item.path.parents:
-            item.add_marker(pytest.mark.browser)
+    mark_items_under(items, Path(__file__).parent, pytest.mark.browser)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from backend.main import create_app
 from backend.settings import Settings
 from backend.store import RunStore
+from tests.support.markers import mark_items_under
 from tests.support.processes import RedisServer, start_redis
 from tests.support.stack import Stack, running_stack
 
@@ -21,10 +22,7 @@ IDLE_REDIS_DB = 12
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in item.path.parents:
-            item.add_marker(pytest.mark.integration)
+    mark_items_under(items, Path(__file__).parent, pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -59,10 +57,7 @@ def idle_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer
 
 @pytest.fixture
 def idle_settings(idle_redis: RedisServer, tmp_path: Path) -> Settings:
-    client = idle_redis.client()
-    client.flushdb()
-    client.close()
-    return Settings(redis_url=idle_redis.url, var_dir=tmp_path / "var")
+    return idle_redis.fresh_settings(tmp_path / "var")
 
 
 @pytest.fixture

@@ -24,12 +24,8 @@ LAUNCH = {"variant": "selu", "dataset": "synthetic", "max_epochs": 3}
 
 @pytest.fixture
 def reaping_settings(idle_redis: RedisServer, tmp_path: Path) -> Settings:
-    client = idle_redis.client()
-    client.flushdb()
-    client.close()
-    return Settings(
-        redis_url=idle_redis.url,
-        var_dir=tmp_path / "var",
+    return idle_redis.fresh_settings(
+        tmp_path / "var",
         heartbeat_seconds=SWEEP_SECONDS,
         worker_lost_after_seconds=1.0,
         max_worker_losses=2,

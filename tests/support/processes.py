@@ -17,12 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import redis
 
 from backend.contract import WORKERS_KEY
+from backend.settings import Settings
 from scripts.redis_server import free_port, start_valkey, stop_process, wait_for_redis
 from scripts.run_stack import worker_command
 
@@ -52,6 +54,13 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, decode_responses=True)
+
+    def fresh_settings(self, var_dir: Path, **overrides: Any) -> Settings:
+        """Settings on this server's database, emptied first, with a var dir of the caller's."""
+        client = self.client()
+        client.flushdb()
+        client.close()
+        return Settings(redis_url=self.url, var_dir=var_dir, **overrides)
 
     def stop(self) -> None:
         if self.process is not None:
